@@ -1,0 +1,172 @@
+package chunkserver
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"testing"
+)
+
+// Benchmarks run one chunk server over loopback HTTP with one disk (a
+// temp dir) and the client in the same process, so allocations and CPU
+// include both ends.
+//
+//	go test -run '^$' -bench . -benchtime 2s ./chunkserver/
+
+var benchSizes = []struct {
+	name string
+	n    int
+}{{"16KiB", 16 << 10}, {"1MiB", 1 << 20}, {"16MiB", 16 << 20}}
+
+func benchServer(b *testing.B, cfg Config) *testServer {
+	cfg.Disks = []string{b.TempDir()}
+	return start(b, cfg)
+}
+
+func benchPut(b *testing.B, cfg Config, n, parallel int) {
+	ts := benchServer(b, cfg)
+	data := randomBytes(n)
+	ctx := context.Background()
+	b.SetBytes(int64(n))
+	b.ReportAllocs()
+	b.ResetTimer()
+	if parallel <= 1 {
+		for b.Loop() {
+			if _, err := ts.c.Put(ctx, ts.addr, newShardID(), int64(n), bytes.NewReader(data)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return
+	}
+	b.SetParallelism(parallel)
+	b.RunParallel(func(pb *testing.PB) {
+		r := bytes.NewReader(data)
+		for pb.Next() {
+			r.Reset(data)
+			if _, err := ts.c.Put(ctx, ts.addr, newShardID(), int64(n), r); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func benchGet(b *testing.B, cfg Config, n, parallel int) {
+	ts := benchServer(b, cfg)
+	ids := make([]string, 16)
+	for i := range ids {
+		ids[i] = newShardID()
+		ts.put(b, ids[i], randomBytes(n))
+	}
+	ctx := context.Background()
+	b.SetBytes(int64(n))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.SetParallelism(parallel)
+	b.RunParallel(func(pb *testing.PB) {
+		buf := make([]byte, 256<<10)
+		i := mrand.IntN(len(ids))
+		for pb.Next() {
+			i++
+			rc, err := ts.c.Get(ctx, ts.addr, ids[i%len(ids)], 0, int64(n))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if _, err := io.CopyBuffer(io.Discard, rc, buf); err != nil {
+				b.Error(err)
+			}
+			rc.Close()
+		}
+	})
+}
+
+// BenchmarkPut stores shards one after another, durably (fdatasync of the
+// file and fsync of its directory before answering).
+func BenchmarkPut(b *testing.B) {
+	for _, s := range benchSizes {
+		b.Run(s.name, func(b *testing.B) { benchPut(b, Config{}, s.n, 1) })
+	}
+}
+
+// BenchmarkPutParallel has 16 concurrent writers (8 per CPU).
+func BenchmarkPutParallel(b *testing.B) {
+	for _, s := range benchSizes {
+		b.Run(s.name, func(b *testing.B) { benchPut(b, Config{}, s.n, 8) })
+	}
+}
+
+// BenchmarkGet reads whole shards (from the page cache) with one reader;
+// BenchmarkGetParallel with 16.
+func BenchmarkGet(b *testing.B) {
+	for _, s := range benchSizes {
+		b.Run(s.name, func(b *testing.B) { benchGet(b, Config{}, s.n, 1) })
+	}
+}
+
+func BenchmarkGetParallel(b *testing.B) {
+	for _, s := range benchSizes {
+		b.Run(s.name, func(b *testing.B) { benchGet(b, Config{}, s.n, 8) })
+	}
+}
+
+// BenchmarkPutSync prices durability: "full" is the default (fdatasync
+// the file, then fsync the directory after the rename), "file" skips the
+// directory fsync (unsafe: the rename may be lost), "none" is NoSync.
+func BenchmarkPutSync(b *testing.B) {
+	modes := []struct {
+		name string
+		cfg  Config
+	}{
+		{"full", Config{}},
+		{"file", Config{skipDirSync: true}},
+		{"none", Config{NoSync: true}},
+	}
+	for _, par := range []int{1, 8} {
+		for _, m := range modes {
+			for _, s := range benchSizes[:2] {
+				b.Run(fmt.Sprintf("%s/%s/par%d", m.name, s.name, par), func(b *testing.B) { benchPut(b, m.cfg, s.n, par) })
+			}
+		}
+	}
+}
+
+// BenchmarkIOSize compares the per-request buffer size for big shards,
+// without syncs so the buffer handling shows.
+func BenchmarkIOSize(b *testing.B) {
+	for _, io := range []int{64 << 10, 256 << 10, 1 << 20} {
+		b.Run(fmt.Sprintf("put/%dKiB", io>>10), func(b *testing.B) { benchPut(b, Config{NoSync: true, ioSize: io}, 16<<20, 1) })
+		b.Run(fmt.Sprintf("get/%dKiB", io>>10), func(b *testing.B) { benchGet(b, Config{ioSize: io}, 16<<20, 1) })
+	}
+}
+
+// BenchmarkBlockSize measures the checksum block size: 4 KiB random range
+// reads (which read and verify whole blocks) and whole 16 MiB reads.
+func BenchmarkBlockSize(b *testing.B) {
+	for _, bs := range []int64{16 << 10, 64 << 10, 256 << 10, 1 << 20} {
+		cfg := Config{blockSize: bs, ioSize: int(max(bs, 256<<10))}
+		b.Run(fmt.Sprintf("range4KiB/%dKiB", bs>>10), func(b *testing.B) {
+			ts := benchServer(b, cfg)
+			id := newShardID()
+			const size = 16 << 20
+			ts.put(b, id, randomBytes(size))
+			ctx := context.Background()
+			buf := make([]byte, 4<<10)
+			b.SetBytes(4 << 10)
+			b.ReportAllocs()
+			for b.Loop() {
+				rc, err := ts.c.Get(ctx, ts.addr, id, mrand.Int64N(size-4<<10), 4<<10)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(rc, buf); err != nil {
+					b.Fatal(err)
+				}
+				rc.Close()
+			}
+		})
+		b.Run(fmt.Sprintf("get16MiB/%dKiB", bs>>10), func(b *testing.B) { benchGet(b, cfg, 16<<20, 1) })
+	}
+}

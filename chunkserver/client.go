@@ -1,0 +1,415 @@
+package chunkserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/talusfs/talus/internal/clusterauth"
+)
+
+// A Client talks to chunk servers. It is safe for concurrent use; share
+// one per process so connections are reused.
+type Client struct {
+	hc     *http.Client
+	secret []byte
+	bufs   sync.Pool // *[]byte of clientBufSize
+}
+
+// clientBufSize is how much of a PUT body goes out per HTTP chunk (and
+// write(2)); net/http would otherwise send 32 KiB chunks.
+const clientBufSize = 256 << 10
+
+// NewClient returns a client that signs its requests with secret. If hc
+// is nil it uses a transport tuned for bulk transfer between cluster
+// nodes: many idle connections per server, no compression, no proxy,
+// large socket buffers. Requests have no timeout of their own; bound them
+// with the context.
+func NewClient(secret []byte, hc *http.Client) *Client {
+	if hc == nil {
+		hc = &http.Client{Transport: &http.Transport{
+			DialContext: (&net.Dialer{
+				Timeout:   10 * time.Second,
+				KeepAlive: 30 * time.Second,
+			}).DialContext,
+			MaxIdleConns:        4096,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+			WriteBufferSize:     64 << 10,
+			ReadBufferSize:      64 << 10,
+		}}
+	}
+	c := &Client{hc: hc, secret: secret}
+	c.bufs.New = func() any { b := make([]byte, clientBufSize); return &b }
+	return c
+}
+
+func shardURL(addr, id string) string {
+	return "http://" + addr + "/v1/shards/" + id
+}
+
+func (c *Client) newRequest(ctx context.Context, method, url string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	clusterauth.Sign(req, c.secret)
+	return req, nil
+}
+
+// Put stores size bytes read from body as shard id on the chunk server at
+// addr and returns the id of the disk it went to. It streams the body,
+// sending its CRC32C as a trailer so the server rejects anything that got
+// damaged on the way. Put does not close body, and does not return before
+// it has stopped reading it.
+func (c *Client) Put(ctx context.Context, addr, id string, size int64, body io.Reader) (disk string, err error) {
+	defer annotate(&err, "put", id, addr)
+	if !ValidShardID(id) {
+		return "", fmt.Errorf("%w: invalid shard id", ErrBadRequest)
+	}
+	if size < 0 {
+		return "", fmt.Errorf("%w: negative size", ErrBadRequest)
+	}
+	pb := &putBody{c: c, r: body, remaining: size, closed: make(chan struct{})}
+	pb.trailer = http.Header{HeaderCRC32C: nil}
+	req, err := c.newRequest(ctx, http.MethodPut, shardURL(addr, id))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set(HeaderShardSize, strconv.FormatInt(size, 10))
+	req.Body = pb
+	req.ContentLength = -1 // chunked, which is what carries trailers
+	req.Trailer = pb.trailer
+	resp, err := c.hc.Do(req)
+	// The transport may still be reading body in another goroutine (when
+	// the server answered early); stop it and wait, so the caller can reuse
+	// whatever backs body as soon as we return.
+	pb.abandoned.Store(true)
+	<-pb.closed
+	if pb.err != nil {
+		if resp != nil {
+			resp.Body.Close()
+		}
+		return "", pb.err
+	}
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return "", statusError(resp)
+	}
+	var out struct{ Disk string }
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<10)).Decode(&out); err != nil {
+		return "", fmt.Errorf("decode answer: %w", err)
+	}
+	return out.Disk, nil
+}
+
+// putBody is a PUT request body: it sends exactly size bytes of r and
+// sets the CRC32C trailer when done.
+type putBody struct {
+	c         *Client
+	r         io.Reader
+	remaining int64
+	crc       uint32
+	trailer   http.Header
+	err       error // a problem with the caller's reader
+	abandoned atomic.Bool
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func (b *putBody) Read(p []byte) (int, error) {
+	if b.abandoned.Load() {
+		return 0, errors.New("request finished")
+	}
+	if b.remaining == 0 {
+		b.finish()
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.remaining {
+		p = p[:b.remaining]
+	}
+	n, err := b.r.Read(p)
+	b.crc = crc32.Update(b.crc, castagnoli, p[:n])
+	b.remaining -= int64(n)
+	if err == io.EOF && b.remaining > 0 {
+		return n, b.short()
+	}
+	if err != nil && err != io.EOF {
+		b.err = fmt.Errorf("read body: %w", err)
+		return n, b.err
+	}
+	if b.remaining == 0 {
+		b.finish()
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// WriteTo lets net/http's body copy hand us the connection, so the body
+// goes out in clientBufSize chunks.
+func (b *putBody) WriteTo(w io.Writer) (int64, error) {
+	bp := b.c.bufs.Get().(*[]byte)
+	defer b.c.bufs.Put(bp)
+	buf := *bp
+	var total int64
+	for b.remaining > 0 {
+		if b.abandoned.Load() {
+			return total, errors.New("request finished")
+		}
+		n := int(min(int64(len(buf)), b.remaining))
+		m, err := io.ReadFull(b.r, buf[:n])
+		b.remaining -= int64(m)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return total, b.short()
+		}
+		if err != nil {
+			b.err = fmt.Errorf("read body: %w", err)
+			return total, b.err
+		}
+		b.crc = crc32.Update(b.crc, castagnoli, buf[:n])
+		k, err := w.Write(buf[:n])
+		total += int64(k)
+		if err != nil {
+			return total, err
+		}
+	}
+	b.finish()
+	return total, nil
+}
+
+func (b *putBody) short() error {
+	b.err = fmt.Errorf("%w: body ended %d bytes before the given size", ErrBadRequest, b.remaining)
+	return b.err
+}
+
+func (b *putBody) finish() {
+	var v [8]byte
+	b.trailer.Set(HeaderCRC32C, string(hexCRC(v[:0], b.crc)))
+}
+
+func hexCRC(dst []byte, c uint32) []byte {
+	const digits = "0123456789abcdef"
+	for i := 28; i >= 0; i -= 4 {
+		dst = append(dst, digits[c>>uint(i)&0xf])
+	}
+	return dst
+}
+
+func (b *putBody) Close() error {
+	b.closeOnce.Do(func() { close(b.closed) })
+	return nil
+}
+
+// Get reads n bytes of shard id from offset off (n < 0: to the end). The
+// returned reader fails, rather than returning io.EOF, if the server
+// stops before n bytes, as it does when it finds a corrupt block midway;
+// a corrupt first block fails Get itself with ErrCorrupt.
+func (c *Client) Get(ctx context.Context, addr, id string, off, n int64) (_ io.ReadCloser, err error) {
+	defer annotate(&err, "get", id, addr)
+	if !ValidShardID(id) {
+		return nil, fmt.Errorf("%w: invalid shard id", ErrBadRequest)
+	}
+	if off < 0 {
+		return nil, fmt.Errorf("%w: negative offset", ErrBadRequest)
+	}
+	u := shardURL(addr, id)
+	if off > 0 || n >= 0 {
+		u += "?offset=" + strconv.FormatInt(off, 10)
+		if n >= 0 {
+			u += "&length=" + strconv.FormatInt(n, 10)
+		}
+	}
+	req, err := c.newRequest(ctx, http.MethodGet, u)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, statusError(resp)
+	}
+	if n < 0 {
+		n = resp.ContentLength
+	}
+	if resp.ContentLength != n || n < 0 {
+		resp.Body.Close()
+		return nil, fmt.Errorf("server sent %d bytes, want %d", resp.ContentLength, n)
+	}
+	return &getBody{rc: resp.Body, remaining: n, id: id, addr: addr}, nil
+}
+
+type getBody struct {
+	rc        io.ReadCloser
+	remaining int64
+	id, addr  string
+}
+
+func (b *getBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.remaining -= int64(n)
+	switch {
+	case err == nil:
+		return n, nil
+	case err == io.EOF && b.remaining == 0:
+		return n, io.EOF
+	case err == io.EOF:
+		err = io.ErrUnexpectedEOF
+	}
+	return n, fmt.Errorf("get shard %s on %s: %w (%d bytes missing)", b.id, b.addr, err, b.remaining)
+}
+
+func (b *getBody) Close() error { return b.rc.Close() }
+
+// Head returns the size of shard id.
+func (c *Client) Head(ctx context.Context, addr, id string) (size int64, err error) {
+	defer annotate(&err, "head", id, addr)
+	if !ValidShardID(id) {
+		return 0, fmt.Errorf("%w: invalid shard id", ErrBadRequest)
+	}
+	req, err := c.newRequest(ctx, http.MethodHead, shardURL(addr, id))
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, statusError(resp)
+	}
+	size, err = strconv.ParseInt(resp.Header.Get(HeaderShardSize), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("malformed %s header", HeaderShardSize)
+	}
+	return size, nil
+}
+
+// Delete removes shard id. Deleting a shard that is not there succeeds.
+func (c *Client) Delete(ctx context.Context, addr, id string) (err error) {
+	defer annotate(&err, "delete", id, addr)
+	if !ValidShardID(id) {
+		return fmt.Errorf("%w: invalid shard id", ErrBadRequest)
+	}
+	req, err := c.newRequest(ctx, http.MethodDelete, shardURL(addr, id))
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotFound {
+		return statusError(resp)
+	}
+	return nil
+}
+
+// Inventory calls fn for every shard stored on the chunk server at addr,
+// stopping at fn's first error. It fails if the listing ends early.
+func (c *Client) Inventory(ctx context.Context, addr string, fn func(ShardInfo) error) (err error) {
+	defer annotate(&err, "inventory of", "", addr)
+	req, err := c.newRequest(ctx, http.MethodGet, "http://"+addr+"/v1/inventory")
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return statusError(resp)
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var si ShardInfo
+		if err := dec.Decode(&si); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if err := fn(si); err != nil {
+			return err
+		}
+	}
+}
+
+// Status returns the status of the chunk server at addr.
+func (c *Client) Status(ctx context.Context, addr string) (st Status, err error) {
+	defer annotate(&err, "status of", "", addr)
+	req, err := c.newRequest(ctx, http.MethodGet, "http://"+addr+"/v1/status")
+	if err != nil {
+		return Status{}, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return Status{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return Status{}, statusError(resp)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return Status{}, fmt.Errorf("decode: %w", err)
+	}
+	return st, nil
+}
+
+// statusError turns an error answer into an error wrapping the matching
+// sentinel, with the server's message.
+func statusError(resp *http.Response) error {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	var e struct{ Error string }
+	msg := string(body)
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		msg = e.Error
+	}
+	var kind error
+	switch resp.StatusCode {
+	case http.StatusBadRequest, http.StatusRequestedRangeNotSatisfiable:
+		kind = ErrBadRequest
+	case http.StatusUnauthorized:
+		kind = clusterauth.ErrUnauthorized
+	case http.StatusNotFound:
+		return ErrNotFound
+	case http.StatusInsufficientStorage:
+		return ErrInsufficientStorage
+	case http.StatusInternalServerError:
+		if resp.Header.Get(HeaderError) == "corrupt" {
+			kind = ErrCorrupt
+		}
+	}
+	if kind == nil {
+		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, msg)
+	}
+	return fmt.Errorf("%w (HTTP %d: %s)", kind, resp.StatusCode, msg)
+}
+
+// annotate prefixes a non-nil *errp with what was being done, and where.
+func annotate(errp *error, op, id, addr string) {
+	switch {
+	case *errp == nil:
+	case id == "":
+		*errp = fmt.Errorf("%s %s: %w", op, addr, *errp)
+	default:
+		*errp = fmt.Errorf("%s shard %s on %s: %w", op, id, addr, *errp)
+	}
+}

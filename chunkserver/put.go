@@ -1,0 +1,274 @@
+package chunkserver
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// fullCooldown is how long a disk that ran out of space takes no new
+// shards.
+const fullCooldown = 30 * time.Second
+
+// pickDisk chooses the healthy disk with the most free space (after
+// writes in progress) that can take a shard of fileSize bytes plus the
+// reserve, and reserves the space on it; release it with
+// d.reserved.Add(-fileSize). Ties, as between directories on one
+// filesystem, are broken round-robin so such disks share the load.
+func (s *Server) pickDisk(fileSize int64) (*disk, error) {
+	var best *disk
+	var bestFree int64
+	start := s.next.Add(1)
+	now := time.Now().UnixNano()
+	for i := range s.disks {
+		d := s.disks[(start+uint64(i))%uint64(len(s.disks))]
+		if !d.healthy() || d.fullUntil.Load() > now {
+			continue
+		}
+		_, free, err := d.space()
+		if err != nil {
+			d.fail(err)
+			s.log.Error("disk failed", "disk", d.path, "err", err)
+			continue
+		}
+		free -= d.reserved.Load()
+		if free-fileSize >= s.reserve && (best == nil || free > bestFree) {
+			best, bestFree = d, free
+		}
+	}
+	if best == nil {
+		return nil, ErrInsufficientStorage
+	}
+	best.reserved.Add(fileSize)
+	return best, nil
+}
+
+// putShard stores size bytes read from body as shard id and returns the
+// disk it went to. want is called after body has returned io.EOF and
+// returns the CRC32C the whole body must have, if the sender supplied one.
+// Nothing is kept unless everything succeeds.
+func (s *Server) putShard(ctx context.Context, id string, size int64, body io.Reader, want func() (uint32, bool, error)) (*disk, error) {
+	if !ValidShardID(id) {
+		return nil, fmt.Errorf("%w: invalid shard id %q", ErrBadRequest, id)
+	}
+	if size < 0 || size > s.maxShardSize {
+		return nil, fmt.Errorf("%w: shard size %d out of range [0, %d]", ErrBadRequest, size, s.maxShardSize)
+	}
+	fsize := fileSize(size, s.blockSize)
+	d, err := s.pickDisk(fsize)
+	if err != nil {
+		return nil, err
+	}
+	defer d.reserved.Add(-fsize)
+	if err := s.writeShard(ctx, d, id, size, body, want); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// writeShard writes the shard to a temp file on d, makes it durable and
+// renames it into place.
+func (s *Server) writeShard(ctx context.Context, d *disk, id string, size int64, body io.Reader, want func() (uint32, bool, error)) (err error) {
+	tmp := d.tmp + "/" + id + "." + strconv.FormatUint(s.tmpSeq.Add(1), 36)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return s.diskError(d, "create temp file", err)
+	}
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+		if err != nil {
+			os.Remove(tmp)
+		}
+	}()
+
+	st := s.getState()
+	defer s.putState(st)
+	buf, table := st.buf, st.table[:0]
+	bs := int(s.blockSize)
+	var whole uint32 // CRC32C of all data so far
+	tailDone := false
+	for remaining := size; remaining > 0; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := int(min(remaining, int64(len(buf))))
+		if _, err := io.ReadFull(body, buf[:n]); err != nil {
+			return fmt.Errorf("%w: read body: %v (shard size %d)", ErrBadRequest, err, size)
+		}
+		remaining -= int64(n)
+		for off := 0; off < n; off += bs {
+			blk := buf[off:min(off+bs, n)]
+			c := crc32.Checksum(blk, castagnoli)
+			table = binary.LittleEndian.AppendUint32(table, c)
+			op := s.blockOp
+			if len(blk) != bs {
+				op = crcShift(int64(len(blk)))
+			}
+			whole = crcCombine(whole, c, op)
+		}
+		out := buf[:n]
+		// For small shards the table and footer go out in the same
+		// write as the data.
+		if remaining == 0 && n+len(table)+footerSize <= cap(buf) {
+			out = appendFooter(append(out, table...), footer{size, s.blockSize, int64(len(table) / 4)})
+			tailDone = true
+		}
+		if err := s.write(d, f, out); err != nil {
+			return err
+		}
+	}
+	st.table = table[:0] // keep any growth for the next request
+
+	// The body must end exactly here; only then are the trailers in.
+	var extra [1]byte
+	if n, err := io.ReadFull(body, extra[:]); n > 0 {
+		return fmt.Errorf("%w: body longer than shard size %d", ErrBadRequest, size)
+	} else if err != io.EOF {
+		return fmt.Errorf("%w: read body: %v", ErrBadRequest, err)
+	}
+	if want != nil {
+		c, ok, err := want()
+		if err != nil {
+			return err
+		}
+		if ok && c != whole {
+			return fmt.Errorf("%w: crc32c mismatch: body has %08x, sender says %08x", ErrBadRequest, whole, c)
+		}
+	}
+	if !tailDone {
+		tail := appendFooter(table, footer{size, s.blockSize, int64(len(table) / 4)})
+		st.table = tail[:0]
+		if err := s.write(d, f, tail); err != nil {
+			return err
+		}
+	}
+	if !s.noSync {
+		if err := fdatasync(f); err != nil {
+			return s.diskError(d, "fdatasync", err)
+		}
+	}
+	err = f.Close()
+	f = nil
+	if err != nil {
+		return s.diskError(d, "close", err)
+	}
+	return s.commit(d, id, tmp, fileSize(size, s.blockSize))
+}
+
+func (s *Server) write(d *disk, f *os.File, p []byte) error {
+	if s.writeFault != nil {
+		if err := s.writeFault(d.path); err != nil {
+			return s.diskError(d, "write", err)
+		}
+	}
+	if _, err := f.Write(p); err != nil {
+		return s.diskError(d, "write", err)
+	}
+	return nil
+}
+
+// diskError turns an I/O error on d into ErrInsufficientStorage if the
+// disk is full, and otherwise marks the disk failed.
+func (s *Server) diskError(d *disk, op string, err error) error {
+	if isNoSpace(err) {
+		d.fullUntil.Store(time.Now().Add(fullCooldown).UnixNano())
+		s.log.Warn("disk full", "disk", d.path, "op", op)
+		return fmt.Errorf("%w: %s on %s: %v", ErrInsufficientStorage, op, d.path, err)
+	}
+	err = fmt.Errorf("%s on %s: %w", op, d.path, err)
+	d.fail(err)
+	s.log.Error("disk failed, taking no more shards", "disk", d.path, "err", err)
+	return err
+}
+
+// commit renames the temp file into place and removes any older copy of
+// the shard from other disks, so that a shard lives on exactly one disk
+// and readers, which take the first copy they find, never see a stale one.
+func (s *Server) commit(d *disk, id, tmp string, fsize int64) error {
+	dst := d.shardPath(id)
+	mu := s.stripe(id)
+	mu.Lock()
+	var old int64 = -1
+	if fi, err := os.Lstat(dst); err == nil {
+		old = fi.Size()
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		mu.Unlock()
+		return s.diskError(d, "rename", err)
+	}
+	if old >= 0 {
+		d.used.Add(fsize - old)
+	} else {
+		d.count.Add(1)
+		d.used.Add(fsize)
+	}
+	for _, e := range s.disks {
+		if e != d && e.lock != nil {
+			if err := e.remove(id); err != nil {
+				s.log.Error("cannot remove older copy of overwritten shard", "shard", id, "err", err)
+			}
+		}
+	}
+	mu.Unlock()
+
+	// Without this the rename may not survive a power failure, although
+	// the client was told the shard is stored. See BenchmarkPutSync.
+	if !s.noSync && !s.skipDirSync {
+		if err := syncDir(filepath.Dir(dst)); err != nil {
+			return s.diskError(d, "fsync dir", err)
+		}
+	}
+	return nil
+}
+
+// remove deletes id from d if it is there. The caller holds id's stripe.
+func (d *disk) remove(id string) error {
+	p := d.shardPath(id)
+	fi, err := os.Lstat(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err == nil {
+		err = os.Remove(p)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", p, err)
+	}
+	d.count.Add(-1)
+	d.used.Add(-fi.Size())
+	return nil
+}
+
+// deleteShard removes shard id from every disk. Deleting a missing shard
+// is not an error. The removal is not fsynced: a shard that reappears
+// after a crash is found by the inventory and collected again.
+func (s *Server) deleteShard(id string) error {
+	if !ValidShardID(id) {
+		return fmt.Errorf("%w: invalid shard id %q", ErrBadRequest, id)
+	}
+	mu := s.stripe(id)
+	mu.Lock()
+	defer mu.Unlock()
+	var errs []error
+	for _, d := range s.disks {
+		if d.lock != nil {
+			errs = append(errs, d.remove(id))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("delete shard %s: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/talusfs/talus/chunkserver"
+	"github.com/talusfs/talus/client"
+	"github.com/talusfs/talus/gateway"
+	"github.com/talusfs/talus/internal/dev"
+	"github.com/talusfs/talus/internal/node"
+	"github.com/talusfs/talus/meta"
+)
+
+func runMeta(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("meta")
+	data := fs.String("data", "", "directory for the metadata store (required)")
+	listen := fs.String("listen", "127.0.0.1:7700", "address to serve the metadata API on")
+	secret := fs.String("secret", "", "cluster shared secret (default $TALUS_SECRET)")
+	k := fs.Int("k", 4, "data shards per segment")
+	m := fs.Int("m", 2, "parity shards per segment")
+	downAfter := fs.Duration("down-after", 10*time.Second, "mark a chunk server down after this long without heartbeats")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *data == "" {
+		return errors.New("meta: --data is required")
+	}
+	log, err := newLogger(*logLevel)
+	if err != nil {
+		return err
+	}
+	if err := checkLayout(*k, *m); err != nil {
+		return err
+	}
+	ms, err := node.StartMeta(ctx, *listen, meta.Config{
+		Dir: *data, Secret: secretFrom(*secret), Logger: log, K: *k, M: *m, DownAfter: *downAfter,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("metadata server running", "addr", ms.Addr(), "data", *data)
+	<-ctx.Done()
+	return ms.Stop()
+}
+
+func runChunk(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("chunk")
+	var disks, metas listFlag
+	fs.Var(&disks, "disk", "shard directory; repeat for several disks (required)")
+	fs.Var(&metas, "meta", "metadata server address; repeatable (required)")
+	listen := fs.String("listen", "127.0.0.1:7701", "address to serve shards on")
+	advertise := fs.String("advertise", "", "address other processes reach this server at (default: the listen address)")
+	zone := fs.String("zone", "default", "failure zone (rack, room, availability zone)")
+	id := fs.String("id", "", "node id (default: generated once and kept in the first disk)")
+	secret := fs.String("secret", "", "cluster shared secret (default $TALUS_SECRET)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if len(disks) == 0 {
+		return errors.New("chunk: at least one --disk is required")
+	}
+	if len(metas) == 0 {
+		return errors.New("chunk: --meta is required")
+	}
+	log, err := newLogger(*logLevel)
+	if err != nil {
+		return err
+	}
+	cs, err := node.StartChunk(ctx, node.ChunkOptions{Listen: *listen, Advertise: *advertise, Meta: metas},
+		chunkserver.Config{ID: *id, Zone: *zone, Disks: disks, Secret: secretFrom(*secret), Logger: log})
+	if err != nil {
+		return err
+	}
+	log.Info("chunk server running", "id", cs.Server.ID(), "addr", cs.Addr(), "zone", *zone, "disks", disks)
+	<-ctx.Done()
+	return cs.Stop()
+}
+
+func runDev(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("dev")
+	dir := fs.String("dir", "talus-data", "directory for every server's data")
+	chunks := fs.Int("chunks", 6, "number of chunk servers")
+	k := fs.Int("k", 4, "data shards per segment")
+	m := fs.Int("m", 2, "parity shards per segment")
+	metaPort := fs.Int("meta-port", 7700, "metadata server port (0: any free port)")
+	chunkPort := fs.Int("chunk-port", 7701, "first chunk server port (0: any free ports)")
+	s3Port := fs.Int("s3-port", 9000, "S3 gateway port (0: any free port)")
+	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(*logLevel)
+	if err != nil {
+		return err
+	}
+	if err := checkLayout(*k, *m); err != nil {
+		return err
+	}
+	if *chunks < *k+*m {
+		return fmt.Errorf("dev: %d chunk servers cannot hold %d+%d shards on distinct servers", *chunks, *k, *m)
+	}
+	user, password, created, err := dev.LoadCredentials(*dir)
+	if err != nil {
+		return err
+	}
+	c, err := dev.Start(ctx, dev.Options{
+		Dir: *dir, Chunks: *chunks, K: *k, M: *m, MetaPort: *metaPort, ChunkPort: *chunkPort, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	cl, err := c.Client()
+	if err != nil {
+		c.Stop()
+		return err
+	}
+	gw, err := gateway.New(gateway.Config{Client: cl, RootAccessKey: user, RootSecretKey: password, Logger: log})
+	if err != nil {
+		c.Stop()
+		return err
+	}
+	g, err := node.StartGateway(ctx, fmt.Sprintf("127.0.0.1:%d", *s3Port), gw.Handler(), gw.Run, log)
+	if err != nil {
+		c.Stop()
+		return err
+	}
+	fmt.Fprintf(stdout, "talus dev cluster running (%d+%d erasure coding), data in %s\n", *k, *m, *dir)
+	fmt.Fprintf(stdout, "  metadata      http://%s\n", c.MetaAddr())
+	for i, ch := range c.Chunks {
+		fmt.Fprintf(stdout, "  chunk %d       http://%s  %s\n", i, ch.Addr(), c.ChunkDir(i))
+	}
+	fmt.Fprintf(stdout, "  S3 gateway    http://%s\n", g.Addr())
+	fmt.Fprintf(stdout, "  secret        %s/secret (export TALUS_SECRET=$(cat %s/secret))\n", *dir, *dir)
+	if created {
+		fmt.Fprintf(stdout, "  S3 root credentials (shown once; kept in %s/root-credentials):\n", *dir)
+		fmt.Fprintf(stdout, "    export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n", user, password)
+	} else {
+		fmt.Fprintf(stdout, "  S3 root credentials: see %s/root-credentials or $TALUS_ROOT_USER\n", *dir)
+	}
+	fmt.Fprintln(stdout, "Ctrl-C stops it.")
+	<-ctx.Done()
+	return errors.Join(g.Stop(), c.Stop())
+}
+
+func checkLayout(k, m int) error {
+	if k < 1 || m < 0 || k+m > 256 {
+		return fmt.Errorf("erasure layout %d+%d is invalid: need k >= 1, m >= 0, k+m <= 256", k, m)
+	}
+	return nil
+}
+
+func runGateway(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("gateway")
+	var metas listFlag
+	fs.Var(&metas, "meta", "metadata server address; repeatable (required)")
+	listen := fs.String("listen", "127.0.0.1:9000", "address to serve S3 on")
+	domain := fs.String("domain", "", "domain for virtual-host-style requests (<bucket>.<domain>); empty: path style only")
+	region := fs.String("region", "us-east-1", "region reported to S3 clients")
+	secret := fs.String("secret", "", "cluster shared secret (default $TALUS_SECRET)")
+	expiry := fs.Duration("multipart-expiry", 24*time.Hour, "abort multipart uploads left unfinished this long")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if len(metas) == 0 {
+		return errors.New("gateway: --meta is required")
+	}
+	user, password := os.Getenv("TALUS_ROOT_USER"), os.Getenv("TALUS_ROOT_PASSWORD")
+	if user == "" || password == "" {
+		return errors.New("gateway: set TALUS_ROOT_USER and TALUS_ROOT_PASSWORD to the root S3 credentials")
+	}
+	log, err := newLogger(*logLevel)
+	if err != nil {
+		return err
+	}
+	cl, err := client.New(client.Config{Meta: metas, Secret: secretFrom(*secret), Logger: log})
+	if err != nil {
+		return err
+	}
+	gw, err := gateway.New(gateway.Config{
+		Client: cl, RootAccessKey: user, RootSecretKey: password,
+		Domain: *domain, Region: *region, Logger: log, MultipartExpiry: *expiry,
+	})
+	if err != nil {
+		return err
+	}
+	g, err := node.StartGateway(ctx, *listen, gw.Handler(), gw.Run, log)
+	if err != nil {
+		return err
+	}
+	log.Info("S3 gateway running", "addr", g.Addr())
+	<-ctx.Done()
+	return g.Stop()
+}

@@ -1,0 +1,270 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/talusfs/talus/gateway/internal/s3err"
+	"github.com/talusfs/talus/meta/metaapi"
+)
+
+const s3NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+type ownerXML struct {
+	ID          string `xml:"ID"`
+	DisplayName string `xml:"DisplayName"`
+}
+
+func ownerOf(key string) ownerXML { return ownerXML{ID: key, DisplayName: key} }
+
+// requireBucket checks that q's bucket exists and that the caller may use
+// it, asking the metadata service rather than the cache: it answers
+// HeadBucket and friends, which clients use to see whether a bucket exists.
+func (g *Gateway) requireBucket(q *request) (metaapi.Bucket, error) {
+	b, err := g.meta.Bucket(q.ctx(), q.bucket)
+	if err != nil {
+		return b, err
+	}
+	if !q.user.mayUse(b.Name, b.Owner) {
+		return b, s3err.ErrAccessDenied
+	}
+	return b, nil
+}
+
+// bucketOwner is the owner S3 documents show for a bucket.
+func (g *Gateway) bucketOwner(b metaapi.Bucket) ownerXML {
+	if b.Owner == "" {
+		return ownerOf(g.cfg.RootAccessKey)
+	}
+	return ownerOf(b.Owner)
+}
+
+type listAllMyBucketsResult struct {
+	XMLName xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListAllMyBucketsResult"`
+	Owner   ownerXML
+	Buckets struct {
+		Bucket []bucketXML
+	}
+}
+
+type bucketXML struct {
+	Name         string
+	CreationDate string
+	BucketRegion string `xml:",omitempty"`
+}
+
+// listBuckets lists the buckets the caller owns or was given; root sees
+// its own and those without an owner (created outside S3).
+func (g *Gateway) listBuckets(q *request) error {
+	bs, err := g.meta.Buckets(q.ctx())
+	if err != nil {
+		return err
+	}
+	res := listAllMyBucketsResult{Owner: ownerOf(q.user.accessKey)}
+	res.Buckets.Bucket = make([]bucketXML, 0, len(bs))
+	for _, b := range bs {
+		visible := b.Owner == q.user.accessKey || slices.Contains(q.user.buckets, b.Name) || (q.user.root && b.Owner == "")
+		if visible {
+			res.Buckets.Bucket = append(res.Buckets.Bucket, bucketXML{Name: b.Name, CreationDate: s3Time(b.Created)})
+		}
+	}
+	return writeXML(q, http.StatusOK, &res)
+}
+
+type createBucketConfiguration struct {
+	XMLName            xml.Name `xml:"CreateBucketConfiguration"`
+	LocationConstraint string
+}
+
+func (g *Gateway) createBucket(q *request) error {
+	if err := metaapi.ValidateBucketName(q.bucket); err != nil {
+		return s3err.ErrInvalidBucketName.WithCause(err)
+	}
+	if err := unsupportedHeaders(q.r.Header); err != nil {
+		return err
+	}
+	if v := q.r.Header.Get("X-Amz-Bucket-Object-Lock-Enabled"); v != "" && v != "false" {
+		return s3err.ErrNotImplemented.WithMessage("Object lock is not implemented.")
+	}
+	if q.bodyLength() != 0 {
+		data, err := readSmallBody(q, 64<<10)
+		if err != nil {
+			return err
+		}
+		// The location is accepted and ignored: a talus cluster is one
+		// region, whatever clients call it.
+		if len(bytes.TrimSpace(data)) > 0 {
+			var cfg createBucketConfiguration
+			if err := xml.Unmarshal(data, &cfg); err != nil {
+				return s3err.ErrMalformedXML.WithCause(err)
+			}
+		}
+	}
+	err := g.meta.CreateBucket(q.ctx(), metaapi.Bucket{Name: q.bucket, Created: time.Now().UTC(), Owner: q.user.accessKey})
+	g.owners.forget(q.bucket)
+	if errors.Is(err, metaapi.ErrBucketExists) {
+		b, berr := g.meta.Bucket(q.ctx(), q.bucket)
+		if berr == nil && (b.Owner == q.user.accessKey || (q.user.root && b.Owner == "")) {
+			return s3err.ErrBucketAlreadyOwnedByYou
+		}
+		return s3err.ErrBucketAlreadyExists
+	}
+	if errors.Is(err, metaapi.ErrInvalidName) {
+		return s3err.ErrInvalidBucketName.WithCause(err)
+	}
+	if err != nil {
+		return err
+	}
+	h := q.w.Header()
+	h["Location"] = []string{"/" + q.bucket}
+	h["Content-Length"] = zeroLength
+	q.w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+var zeroLength = []string{"0"}
+
+func (g *Gateway) deleteBucket(q *request) error {
+	if _, err := g.requireBucket(q); err != nil {
+		return err
+	}
+	err := g.meta.DeleteBucket(q.ctx(), q.bucket)
+	g.owners.forget(q.bucket)
+	if err != nil {
+		return err
+	}
+	q.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (g *Gateway) headBucket(q *request) error {
+	if _, err := g.requireBucket(q); err != nil {
+		return err
+	}
+	h := q.w.Header()
+	h["X-Amz-Bucket-Region"] = []string{g.cfg.Region}
+	h["Content-Length"] = zeroLength
+	q.w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+type locationConstraint struct {
+	XMLName xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ LocationConstraint"`
+	Region  string   `xml:",chardata"`
+}
+
+func (g *Gateway) getBucketLocation(q *request) error {
+	if _, err := g.requireBucket(q); err != nil {
+		return err
+	}
+	// us-east-1 is spelled as no constraint at all, as S3 does.
+	region := g.cfg.Region
+	if region == "us-east-1" {
+		region = ""
+	}
+	return writeXML(q, http.StatusOK, &locationConstraint{Region: region})
+}
+
+type versioningConfiguration struct {
+	XMLName xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ VersioningConfiguration"`
+}
+
+// getBucketVersioning answers that versioning was never enabled.
+func (g *Gateway) getBucketVersioning(q *request) error {
+	if _, err := g.requireBucket(q); err != nil {
+		return err
+	}
+	return writeXML(q, http.StatusOK, &versioningConfiguration{})
+}
+
+type accessControlPolicy struct {
+	XMLName           xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ AccessControlPolicy"`
+	Owner             ownerXML
+	AccessControlList struct {
+		Grant []grantXML
+	}
+}
+
+type grantXML struct {
+	Grantee struct {
+		XMLNSXSI    string `xml:"xmlns:xsi,attr"`
+		Type        string `xml:"xsi:type,attr"`
+		ID          string `xml:"ID,omitempty"`
+		DisplayName string `xml:"DisplayName,omitempty"`
+		URI         string `xml:"URI,omitempty"`
+	}
+	Permission string
+}
+
+// ownerACL is the one ACL talus has: the owner's full control.
+func ownerACL(o ownerXML) *accessControlPolicy {
+	acl := &accessControlPolicy{Owner: o}
+	var gr grantXML
+	gr.Grantee.XMLNSXSI = "http://www.w3.org/2001/XMLSchema-instance"
+	gr.Grantee.Type = "CanonicalUser"
+	gr.Grantee.ID, gr.Grantee.DisplayName = o.ID, o.DisplayName
+	gr.Permission = "FULL_CONTROL"
+	acl.AccessControlList.Grant = []grantXML{gr}
+	return acl
+}
+
+func (g *Gateway) getBucketACL(q *request) error {
+	b, err := g.requireBucket(q)
+	if err != nil {
+		return err
+	}
+	return writeXML(q, http.StatusOK, ownerACL(g.bucketOwner(b)))
+}
+
+func (g *Gateway) putBucketACL(q *request) error {
+	if _, err := g.requireBucket(q); err != nil {
+		return err
+	}
+	if err := g.checkACLRequest(q); err != nil {
+		return err
+	}
+	q.w.Header()["Content-Length"] = zeroLength
+	q.w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// aclInput is an AccessControlPolicy as clients send it, in whatever
+// namespace.
+type aclInput struct {
+	XMLName xml.Name `xml:"AccessControlPolicy"`
+	Owner   string   `xml:"Owner>ID"`
+	Grants  []struct {
+		ID         string `xml:"Grantee>ID"`
+		URI        string `xml:"Grantee>URI"`
+		Email      string `xml:"Grantee>EmailAddress"`
+		Permission string
+	} `xml:"AccessControlList>Grant"`
+}
+
+// checkACLRequest accepts an ACL change only if it asks for what talus
+// already gives: the owner's full control and nothing else.
+func (g *Gateway) checkACLRequest(q *request) error {
+	if err := unsupportedHeaders(q.r.Header); err != nil {
+		return err
+	}
+	if q.bodyLength() == 0 {
+		return nil
+	}
+	if q.r.Header.Get("X-Amz-Acl") != "" {
+		return s3err.ErrInvalidRequest.WithMessage("Specify either a canned ACL or an access control policy, not both.")
+	}
+	var acl aclInput
+	if err := readXML(q, 64<<10, &acl); err != nil {
+		return err
+	}
+	for _, gr := range acl.Grants {
+		if gr.Permission != "FULL_CONTROL" || gr.URI != "" || gr.Email != "" || (gr.ID != "" && gr.ID != acl.Owner) {
+			return s3err.ErrNotImplemented.WithMessage("Only an ACL granting the owner FULL_CONTROL is supported.")
+		}
+	}
+	return nil
+}

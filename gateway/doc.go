@@ -1,0 +1,66 @@
+// Package gateway serves talus over the Amazon S3 REST API, so that S3 SDKs
+// and tools (aws CLI, boto3, aws-sdk-go-v2, minio-go, rclone, s3cmd, restic)
+// work against a talus cluster unchanged.
+//
+// A Gateway is stateless: it authenticates each request (AWS Signature
+// Version 4, header or presigned), maps it onto the native client
+// (package client) and answers in S3's XML. Several gateways may serve one
+// cluster. Bodies stream straight through in both directions; nothing is
+// buffered whole.
+//
+// # Addressing
+//
+// Requests name their bucket path-style (http://host/bucket/key) or, when
+// Config.Domain is set, virtual-host-style (http://bucket.domain/key).
+//
+// # Access
+//
+// The root access key from Config may use every bucket. Other access keys
+// are users stored in the metadata service (metaapi.User); a user may use
+// the buckets it created (metaapi.Bucket.Owner is the creating access key)
+// and those listed in its record. Users marked Root are treated like the
+// root key. Anonymous requests are refused.
+//
+// # How S3 attributes are stored
+//
+// An object's Content-Type is metaapi.Object.ContentType; its ETag is the
+// one the metadata service computes (hex MD5, or "<md5 of part md5s>-N" for
+// multipart uploads). Everything else lives in metaapi.Object.Meta under
+// lower-case header names:
+//
+//	x-amz-meta-<name>        user metadata; <name> lower-cased, value as sent.
+//	                         s3fs, goofys and rclone keep POSIX attributes
+//	                         here (x-amz-meta-mode, -uid, -gid, -mtime).
+//	cache-control            stored headers, returned on GET and HEAD
+//	content-disposition
+//	content-encoding         (without the aws-chunked transfer coding)
+//	content-language
+//	expires
+//	x-amz-website-redirect-location
+//	x-amz-storage-class      only when not STANDARD
+//	x-amz-checksum-<alg>     the object's checksum (crc32, crc32c, crc64nvme,
+//	                         sha1, sha256), base64 as S3 sends it; returned
+//	                         when the client asks with x-amz-checksum-mode.
+//
+// Parts of a multipart upload keep their checksum in metaapi.Part.Meta under
+// the same x-amz-checksum-<alg> name. Keys outside this list are never sent
+// to S3 clients, so other components may keep private attributes in Meta.
+//
+// # Limits
+//
+// Object keys are at most 1024 bytes (KeyTooLongError), user metadata at
+// most 2 KiB (MetadataTooLarge), the request header section at most 8 KiB
+// (RequestHeaderSectionTooLarge: the server's own MaxHeaderBytes should be
+// larger so that the gateway, not net/http, refuses oversized headers), a
+// single PUT or part at most 5 GiB, and XML request bodies at most a few
+// MiB.
+//
+// # Not implemented
+//
+// Versioning, ACLs beyond the owner's implicit FULL_CONTROL, bucket
+// policies, lifecycle, CORS, website hosting, tagging, object lock,
+// server-side encryption, POST (browser form) uploads and SigV2 get
+// NotImplemented. A few read-only subresources answer as S3 does for a
+// bucket without that configuration (GET ?versioning, ?acl, ?policy, ...),
+// because many tools ask for them and give up on NotImplemented.
+package gateway

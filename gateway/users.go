@@ -1,0 +1,198 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/talusfs/talus/gateway/internal/s3auth"
+	"github.com/talusfs/talus/gateway/internal/s3err"
+	"github.com/talusfs/talus/meta/metaapi"
+)
+
+// identity is who signed a request and what that lets them use.
+type identity struct {
+	accessKey string
+	root      bool
+	buckets   []string // buckets usable besides those owned
+}
+
+// mayUse reports whether the identity may use a bucket with the given owner.
+func (id *identity) mayUse(bucket, owner string) bool {
+	return id.root || owner == id.accessKey || slices.Contains(id.buckets, bucket)
+}
+
+// How long user and bucket records are trusted. Short, because gateways
+// share nothing: a key deleted through another gateway must stop working
+// here soon after, and an unknown key must not cost a metadata lookup on
+// every request of a client hammering with it.
+const (
+	userTTL     = 10 * time.Second
+	negativeTTL = 2 * time.Second
+	ownerTTL    = 5 * time.Second
+	cacheMax    = 4096
+)
+
+// userCache resolves access keys: the root key from the configuration,
+// others from the metadata service. It is the Verifier's CredentialStore.
+type userCache struct {
+	meta *metaapi.Client
+	root *identity
+	rootSecret string
+
+	mu sync.Mutex
+	m  map[string]userEntry
+}
+
+type userEntry struct {
+	id      *identity
+	secret  string
+	err     error
+	expires time.Time
+}
+
+func newUserCache(meta *metaapi.Client, rootKey, rootSecret string) *userCache {
+	return &userCache{
+		meta:       meta,
+		root:       &identity{accessKey: rootKey, root: true},
+		rootSecret: rootSecret,
+		m:          make(map[string]userEntry),
+	}
+}
+
+// Secret implements s3auth.CredentialStore.
+func (c *userCache) Secret(ctx context.Context, accessKey string) (string, error) {
+	e, err := c.lookup(ctx, accessKey)
+	if err != nil {
+		return "", err
+	}
+	return e.secret, nil
+}
+
+// identity returns who accessKey is; the key has been authenticated.
+func (c *userCache) identity(ctx context.Context, accessKey string) (*identity, error) {
+	e, err := c.lookup(ctx, accessKey)
+	if errors.Is(err, s3auth.ErrUnknownKey) {
+		// Deleted between signature check and now.
+		return nil, s3err.ErrInvalidAccessKeyID
+	}
+	if err != nil {
+		return nil, err
+	}
+	return e.id, nil
+}
+
+func (c *userCache) lookup(ctx context.Context, accessKey string) (userEntry, error) {
+	if accessKey == c.root.accessKey {
+		return userEntry{id: c.root, secret: c.rootSecret}, nil
+	}
+	now := time.Now()
+	c.mu.Lock()
+	e, ok := c.m[accessKey]
+	c.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e, e.err
+	}
+
+	u, err := c.meta.User(ctx, accessKey)
+	switch {
+	case errors.Is(err, metaapi.ErrNoSuchUser):
+		e = userEntry{err: fmt.Errorf("access key %q: %w", accessKey, s3auth.ErrUnknownKey), expires: now.Add(negativeTTL)}
+	case err != nil:
+		// Not cached: the metadata service may be back on the next request.
+		return userEntry{}, fmt.Errorf("look up access key: %w", err)
+	case u.SecretKey == "":
+		e = userEntry{err: fmt.Errorf("access key %q has no secret: %w", accessKey, s3auth.ErrUnknownKey), expires: now.Add(negativeTTL)}
+	default:
+		e = userEntry{
+			id:      &identity{accessKey: u.AccessKey, root: u.Root, buckets: u.Buckets},
+			secret:  u.SecretKey,
+			expires: now.Add(userTTL),
+		}
+	}
+	c.mu.Lock()
+	if len(c.m) >= cacheMax {
+		evictExpired(c.m, now, func(e userEntry) time.Time { return e.expires })
+	}
+	c.m[accessKey] = e
+	c.mu.Unlock()
+	return e, e.err
+}
+
+// evictExpired drops expired entries, or all of them if none has expired,
+// so that a flood of distinct keys cannot grow a cache without bound.
+func evictExpired[V any](m map[string]V, now time.Time, expires func(V) time.Time) {
+	for k, v := range m {
+		if !now.Before(expires(v)) {
+			delete(m, k)
+		}
+	}
+	if len(m) >= cacheMax {
+		clear(m)
+	}
+}
+
+// ownerCache remembers bucket owners for access checks.
+type ownerCache struct {
+	meta *metaapi.Client
+
+	mu sync.Mutex
+	m  map[string]ownerEntry
+}
+
+type ownerEntry struct {
+	owner   string
+	expires time.Time
+}
+
+func newOwnerCache(meta *metaapi.Client) *ownerCache {
+	return &ownerCache{meta: meta, m: make(map[string]ownerEntry)}
+}
+
+// owner returns a bucket's owner, or ErrNoSuchBucket.
+func (c *ownerCache) owner(ctx context.Context, bucket string) (string, error) {
+	now := time.Now()
+	c.mu.Lock()
+	e, ok := c.m[bucket]
+	c.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.owner, nil
+	}
+	b, err := c.meta.Bucket(ctx, bucket)
+	if err != nil {
+		return "", fmt.Errorf("look up bucket %s: %w", bucket, err)
+	}
+	c.mu.Lock()
+	if len(c.m) >= cacheMax {
+		evictExpired(c.m, now, func(e ownerEntry) time.Time { return e.expires })
+	}
+	c.m[bucket] = ownerEntry{owner: b.Owner, expires: now.Add(ownerTTL)}
+	c.mu.Unlock()
+	return b.Owner, nil
+}
+
+// forget drops what is known about a bucket that was created or deleted.
+func (c *ownerCache) forget(bucket string) {
+	c.mu.Lock()
+	delete(c.m, bucket)
+	c.mu.Unlock()
+}
+
+// authorize checks that q's caller may use bucket. Root skips the lookup:
+// a missing bucket then surfaces from the operation itself.
+func (g *Gateway) authorize(q *request, bucket string) error {
+	if q.user.root || slices.Contains(q.user.buckets, bucket) {
+		return nil
+	}
+	owner, err := g.owners.owner(q.ctx(), bucket)
+	if err != nil {
+		return err
+	}
+	if !q.user.mayUse(bucket, owner) {
+		return s3err.ErrAccessDenied
+	}
+	return nil
+}

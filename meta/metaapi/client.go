@@ -1,0 +1,315 @@
+package metaapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/talusfs/talus/internal/clusterauth"
+)
+
+// Client calls the metadata service over HTTP. It is safe for concurrent use.
+type Client struct {
+	addrs  []string
+	secret []byte
+	hc     *http.Client
+	// cur is the index into addrs of the last address that answered, so a
+	// client sticks to a working (later: leading) metadata node.
+	cur atomic.Int32
+}
+
+// NewClient returns a client of the metadata nodes at addrs (host:port). A nil
+// hc gets a transport tuned for many small requests to few hosts.
+func NewClient(addrs []string, secret []byte, hc *http.Client) (*Client, error) {
+	if len(addrs) == 0 {
+		return nil, errors.New("metadata client: no metadata address given")
+	}
+	if hc == nil {
+		hc = &http.Client{Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        1024,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		}}
+	}
+	return &Client{addrs: addrs, secret: secret, hc: hc}, nil
+}
+
+// CreateBucket creates a bucket; ErrBucketExists if it is there already.
+func (c *Client) CreateBucket(ctx context.Context, b Bucket) error {
+	return c.call(ctx, http.MethodPost, "/v1/buckets", nil, b, nil)
+}
+
+// DeleteBucket removes an empty bucket.
+func (c *Client) DeleteBucket(ctx context.Context, name string) error {
+	return c.call(ctx, http.MethodDelete, "/v1/bucket", url.Values{"bucket": {name}}, nil, nil)
+}
+
+// Bucket returns one bucket's record.
+func (c *Client) Bucket(ctx context.Context, name string) (Bucket, error) {
+	var b Bucket
+	err := c.call(ctx, http.MethodGet, "/v1/bucket", url.Values{"bucket": {name}}, nil, &b)
+	return b, err
+}
+
+// Buckets lists every bucket in name order.
+func (c *Client) Buckets(ctx context.Context) ([]Bucket, error) {
+	var bs []Bucket
+	err := c.call(ctx, http.MethodGet, "/v1/buckets", nil, nil, &bs)
+	return bs, err
+}
+
+// Commit makes an object version visible and returns the stored record.
+func (c *Client) Commit(ctx context.Context, req CommitRequest) (Object, error) {
+	var o Object
+	err := c.call(ctx, http.MethodPost, "/v1/objects", nil, req, &o)
+	return o, err
+}
+
+// Object looks up an object with its segments and shard locations.
+func (c *Client) Object(ctx context.Context, bucket, key string) (Object, error) {
+	var o Object
+	err := c.call(ctx, http.MethodGet, "/v1/object", url.Values{"bucket": {bucket}, "key": {key}}, nil, &o)
+	return o, err
+}
+
+// DeleteObject removes an object; deleting a missing key is not an error,
+// as in S3. The object's shards go to garbage collection.
+func (c *Client) DeleteObject(ctx context.Context, bucket, key string, cond Preconditions) error {
+	q := url.Values{"bucket": {bucket}, "key": {key}}
+	if cond.IfMatch != "" {
+		q.Set("ifMatch", cond.IfMatch)
+	}
+	return c.call(ctx, http.MethodDelete, "/v1/object", q, nil, nil)
+}
+
+// List returns one page of a bucket listing.
+func (c *Client) List(ctx context.Context, req ListRequest) (ListResult, error) {
+	q := url.Values{"bucket": {req.Bucket}}
+	if req.Prefix != "" {
+		q.Set("prefix", req.Prefix)
+	}
+	if req.Delimiter != "" {
+		q.Set("delimiter", req.Delimiter)
+	}
+	if req.After != "" {
+		q.Set("after", req.After)
+	}
+	if req.Max > 0 {
+		q.Set("max", strconv.Itoa(req.Max))
+	}
+	var r ListResult
+	err := c.call(ctx, http.MethodGet, "/v1/list", q, nil, &r)
+	return r, err
+}
+
+// Ring returns the current placement ring.
+func (c *Client) Ring(ctx context.Context) (Ring, error) {
+	var r Ring
+	err := c.call(ctx, http.MethodGet, "/v1/ring", nil, nil, &r)
+	return r, err
+}
+
+// Nodes lists the chunk-server registry.
+func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
+	var ns []Node
+	err := c.call(ctx, http.MethodGet, "/v1/nodes", nil, nil, &ns)
+	return ns, err
+}
+
+// Heartbeat registers a chunk server or refreshes its registration.
+func (c *Client) Heartbeat(ctx context.Context, hb Heartbeat) error {
+	return c.call(ctx, http.MethodPost, "/v1/nodes/heartbeat", nil, hb, nil)
+}
+
+// ReportBadShards tells the metadata service about shards that failed a read.
+func (c *Client) ReportBadShards(ctx context.Context, bad []BadShard) error {
+	return c.call(ctx, http.MethodPost, "/v1/badshards", nil, bad, nil)
+}
+
+// BadShards lists reported bad shards that are not yet repaired.
+func (c *Client) BadShards(ctx context.Context) ([]BadShard, error) {
+	var bs []BadShard
+	err := c.call(ctx, http.MethodGet, "/v1/badshards", nil, nil, &bs)
+	return bs, err
+}
+
+// GCStatus reports how many shard deletions are queued.
+func (c *Client) GCStatus(ctx context.Context) (GCStatus, error) {
+	var s GCStatus
+	err := c.call(ctx, http.MethodGet, "/v1/gc", nil, nil, &s)
+	return s, err
+}
+
+// GCStatus is the garbage collector's queue.
+type GCStatus struct {
+	Pending int `json:"pending"`
+}
+
+// call sends one request, failing over to the next metadata address when one
+// cannot be reached. Answers from a reachable node, errors included, are final.
+func (c *Client) call(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return fmt.Errorf("metadata %s %s: encode request: %w", method, path, err)
+		}
+	}
+	start := int(c.cur.Load())
+	var lastErr error
+	for i := range c.addrs {
+		idx := (start + i) % len(c.addrs)
+		err := c.do(ctx, c.addrs[idx], method, path, q, body, out)
+		var netErr *net.OpError
+		if err != nil && errors.As(err, &netErr) && ctx.Err() == nil {
+			lastErr = err
+			continue
+		}
+		if i > 0 {
+			c.cur.Store(int32(idx))
+		}
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrUnavailable, lastErr)
+}
+
+func (c *Client) do(ctx context.Context, addr, method, path string, q url.Values, body []byte, out any) error {
+	u := "http://" + addr + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return fmt.Errorf("metadata %s %s: %w", method, path, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	clusterauth.Sign(req, c.secret)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("metadata %s %s at %s: %w", method, path, addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var eb ErrorBody
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if json.Unmarshal(data, &eb) != nil || eb.Message == "" {
+			eb.Message = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(data))
+		}
+		if sentinel := errorFor(eb.Code); sentinel != nil {
+			return &remoteError{sentinel: sentinel, msg: eb.Message}
+		}
+		return fmt.Errorf("metadata %s %s at %s: %s", method, path, addr, eb.Message)
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("metadata %s %s at %s: decode answer: %w", method, path, addr, err)
+	}
+	return nil
+}
+
+// remoteError carries the server's message while matching its sentinel.
+type remoteError struct {
+	sentinel error
+	msg      string
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.sentinel }
+
+// CreateUpload starts a multipart upload; the server assigns its ID.
+func (c *Client) CreateUpload(ctx context.Context, u Upload) (Upload, error) {
+	var out Upload
+	err := c.call(ctx, http.MethodPost, "/v1/uploads", nil, u, &out)
+	return out, err
+}
+
+// Upload returns a multipart upload in progress.
+func (c *Client) Upload(ctx context.Context, bucket, key, id string) (Upload, error) {
+	var out Upload
+	err := c.call(ctx, http.MethodGet, "/v1/upload", url.Values{"bucket": {bucket}, "key": {key}, "uploadId": {id}}, nil, &out)
+	return out, err
+}
+
+// CommitPart records an uploaded part whose segments are durable.
+func (c *Client) CommitPart(ctx context.Context, req PartCommitRequest) error {
+	return c.call(ctx, http.MethodPost, "/v1/parts", nil, req, nil)
+}
+
+// CompleteUpload assembles the listed parts into the object.
+func (c *Client) CompleteUpload(ctx context.Context, req CompleteRequest) (Object, error) {
+	var o Object
+	err := c.call(ctx, http.MethodPost, "/v1/uploads/complete", nil, req, &o)
+	return o, err
+}
+
+// AbortUpload discards an upload and its parts.
+func (c *Client) AbortUpload(ctx context.Context, bucket, key, id string) error {
+	return c.call(ctx, http.MethodDelete, "/v1/upload", url.Values{"bucket": {bucket}, "key": {key}, "uploadId": {id}}, nil, nil)
+}
+
+// Parts lists an upload's parts with numbers above after.
+func (c *Client) Parts(ctx context.Context, bucket, key, id string, after, max int) (PartList, error) {
+	var out PartList
+	q := url.Values{"bucket": {bucket}, "key": {key}, "uploadId": {id}, "after": {strconv.Itoa(after)}, "max": {strconv.Itoa(max)}}
+	err := c.call(ctx, http.MethodGet, "/v1/parts", q, nil, &out)
+	return out, err
+}
+
+// Uploads lists multipart uploads in progress.
+func (c *Client) Uploads(ctx context.Context, req UploadListRequest) (UploadList, error) {
+	var out UploadList
+	err := c.call(ctx, http.MethodPost, "/v1/uploads/list", nil, req, &out)
+	return out, err
+}
+
+// Copy creates an object sharing another's data.
+func (c *Client) Copy(ctx context.Context, req CopyRequest) (Object, error) {
+	var o Object
+	err := c.call(ctx, http.MethodPost, "/v1/copy", nil, req, &o)
+	return o, err
+}
+
+// PutUser creates an access key (ErrUserExists if taken).
+func (c *Client) PutUser(ctx context.Context, u User) error {
+	return c.call(ctx, http.MethodPost, "/v1/users", nil, u, nil)
+}
+
+// User returns an access key's record, secret included.
+func (c *Client) User(ctx context.Context, accessKey string) (User, error) {
+	var u User
+	err := c.call(ctx, http.MethodGet, "/v1/user", url.Values{"accessKey": {accessKey}}, nil, &u)
+	return u, err
+}
+
+// Users lists access keys, without secrets.
+func (c *Client) Users(ctx context.Context) ([]User, error) {
+	var us []User
+	err := c.call(ctx, http.MethodGet, "/v1/users", nil, nil, &us)
+	return us, err
+}
+
+// DeleteUser removes an access key.
+func (c *Client) DeleteUser(ctx context.Context, accessKey string) error {
+	return c.call(ctx, http.MethodDelete, "/v1/user", url.Values{"accessKey": {accessKey}}, nil, nil)
+}
