@@ -6,8 +6,23 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
+	"syscall"
 	"testing"
+	"time"
 )
+
+// cpuTime is the CPU (user and system) the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU adds the CPU time per operation (client and server together)
+// since start, which is what a 2-core box runs out of first.
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64((cpuTime()-start).Microseconds())/float64(b.N), "cpu-µs/op")
+}
 
 // Benchmarks run one chunk server over loopback HTTP with one disk (a
 // temp dir) and the client in the same process, so allocations and CPU
@@ -32,6 +47,7 @@ func benchPut(b *testing.B, cfg Config, n, parallel int) {
 	b.SetBytes(int64(n))
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer reportCPU(b, cpuTime())
 	if parallel <= 1 {
 		for b.Loop() {
 			if _, err := ts.c.Put(ctx, ts.addr, newShardID(), int64(n), bytes.NewReader(data)); err != nil {
@@ -64,6 +80,7 @@ func benchGet(b *testing.B, cfg Config, n, parallel int) {
 	b.SetBytes(int64(n))
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer reportCPU(b, cpuTime())
 	b.SetParallelism(parallel)
 	b.RunParallel(func(pb *testing.PB) {
 		buf := make([]byte, 256<<10)
@@ -133,6 +150,19 @@ func BenchmarkPutSync(b *testing.B) {
 	}
 }
 
+// BenchmarkPutDirect compares writing shard data with O_DIRECT (the
+// default) and through the page cache, both followed by fdatasync.
+func BenchmarkPutDirect(b *testing.B) {
+	for _, m := range []struct {
+		name string
+		cfg  Config
+	}{{"direct", Config{}}, {"buffered", Config{noDirect: true}}} {
+		for _, s := range benchSizes {
+			b.Run(m.name+"/"+s.name, func(b *testing.B) { benchPut(b, m.cfg, s.n, 1) })
+		}
+	}
+}
+
 // BenchmarkIOSize compares the per-request buffer size for big shards,
 // without syncs so the buffer handling shows.
 func BenchmarkIOSize(b *testing.B) {
@@ -156,6 +186,7 @@ func BenchmarkBlockSize(b *testing.B) {
 			buf := make([]byte, 4<<10)
 			b.SetBytes(4 << 10)
 			b.ReportAllocs()
+			defer reportCPU(b, cpuTime())
 			for b.Loop() {
 				rc, err := ts.c.Get(ctx, ts.addr, id, mrand.Int64N(size-4<<10), 4<<10)
 				if err != nil {

@@ -17,13 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Layout of one disk directory:
-//
-//	<dir>/LOCK          flock'ed while a server uses the disk
-//	<dir>/disk-id       the disk's stable id (random hex)
-//	<dir>/node-id       the node's id, on every disk (see New)
-//	<dir>/tmp/          shards being written; emptied on start
-//	<dir>/shards/xx/id  committed shards, xx = first two hex digits of id
+// Names in a disk directory; see the package documentation.
 const (
 	lockFile   = "LOCK"
 	diskIDFile = "disk-id"
@@ -50,6 +44,8 @@ type disk struct {
 	// placement for a while, even if statfs claims space (delayed
 	// allocation, or inodes running out).
 	fullUntil atomic.Int64
+
+	noDirect atomic.Bool // the filesystem refused O_DIRECT
 
 	count    atomic.Int64 // committed shard files
 	used     atomic.Int64 // bytes of committed shard files

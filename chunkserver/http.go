@@ -26,6 +26,12 @@ import (
 // 400 bad request, 401 unauthorized, 404 not found, 416 range outside the
 // shard, 500 with X-Talus-Error: corrupt for a shard that failed its
 // checksums, 507 insufficient storage.
+//
+// When a GET finds a corrupt block after it has started sending, the
+// handler panics with http.ErrAbortHandler so that net/http cuts the
+// response short of its Content-Length. Middleware that recovers panics
+// must re-panic that one, or the client could take a truncated body for a
+// whole one.
 func (s *Server) Handler() http.Handler {
 	return clusterauth.Middleware(s.secret, http.HandlerFunc(s.route))
 }
@@ -34,6 +40,11 @@ func (s *Server) Handler() http.Handler {
 // cleans paths and redirects (to a different shard id, for "../x"),
 // where a bad id must simply be refused.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	if s.closed.Load() {
+		// The disks are unlocked; another process may own them now.
+		writeError(w, http.StatusServiceUnavailable, "server closed")
+		return
+	}
 	p := r.URL.Path
 	if id, ok := strings.CutPrefix(p, "/v1/shards/"); ok {
 		switch r.Method {

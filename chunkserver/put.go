@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -77,10 +78,24 @@ func (s *Server) putShard(ctx context.Context, id string, size int64, body io.Re
 // renames it into place.
 func (s *Server) writeShard(ctx context.Context, d *disk, id string, size int64, body io.Reader, want func() (uint32, bool, error)) (err error) {
 	tmp := d.tmp + "/" + id + "." + strconv.FormatUint(s.tmpSeq.Add(1), 36)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	tf := tempFile{direct: oDirect != 0 && !s.noDirect && !d.noDirect.Load()}
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if tf.direct {
+		tf.f, err = os.OpenFile(tmp, flags|oDirect, 0o644)
+		if errors.Is(err, syscall.EINVAL) {
+			// The filesystem does not do direct I/O (tmpfs, some FUSE).
+			d.noDirect.Store(true)
+			tf.direct = false
+			s.log.Info("disk does not support direct I/O; using buffered writes", "disk", d.path)
+		}
+	}
+	if !tf.direct {
+		tf.f, err = os.OpenFile(tmp, flags, 0o644)
+	}
 	if err != nil {
 		return s.diskError(d, "create temp file", err)
 	}
+	f := tf.f
 	defer func() {
 		if f != nil {
 			f.Close()
@@ -122,7 +137,7 @@ func (s *Server) writeShard(ctx context.Context, d *disk, id string, size int64,
 			out = appendFooter(append(out, table...), footer{size, s.blockSize, int64(len(table) / 4)})
 			tailDone = true
 		}
-		if err := s.write(d, f, out); err != nil {
+		if err := s.write(d, &tf, out, true); err != nil {
 			return err
 		}
 	}
@@ -147,7 +162,7 @@ func (s *Server) writeShard(ctx context.Context, d *disk, id string, size int64,
 	if !tailDone {
 		tail := appendFooter(table, footer{size, s.blockSize, int64(len(table) / 4)})
 		st.table = tail[:0]
-		if err := s.write(d, f, tail); err != nil {
+		if err := s.write(d, &tf, tail, false); err != nil {
 			return err
 		}
 	}
@@ -164,13 +179,48 @@ func (s *Server) writeShard(ctx context.Context, d *disk, id string, size int64,
 	return s.commit(d, id, tmp, fileSize(size, s.blockSize))
 }
 
-func (s *Server) write(d *disk, f *os.File, p []byte) error {
+// A tempFile is a shard being written, with direct I/O while the writes
+// allow it.
+type tempFile struct {
+	f      *os.File
+	direct bool
+}
+
+// write appends p to the file. fromBuf says p starts at the beginning of
+// the (aligned) I/O buffer; all but the last such write have an aligned
+// length, so the file offset stays aligned until the tail, which is
+// written buffered.
+func (s *Server) write(d *disk, tf *tempFile, p []byte, fromBuf bool) error {
 	if s.writeFault != nil {
 		if err := s.writeFault(d.path); err != nil {
 			return s.diskError(d, "write", err)
 		}
 	}
-	if _, err := f.Write(p); err != nil {
+	if tf.direct {
+		k := 0
+		if fromBuf {
+			k = len(p) &^ (dioAlign - 1)
+		}
+		if k > 0 {
+			_, err := tf.f.Write(p[:k])
+			if err != nil && !errors.Is(err, syscall.EINVAL) {
+				return s.diskError(d, "write", err)
+			}
+			if err == nil {
+				p = p[k:]
+			}
+			// On EINVAL (alignment the device does not accept) nothing
+			// was written; write it all buffered.
+		}
+		if len(p) == 0 {
+			return nil
+		}
+		if err := clearDirect(tf.f); err != nil {
+			return s.diskError(d, "fcntl", err)
+		}
+		tf.direct = false
+	}
+	if _, err := tf.f.Write(p); err != nil {
 		return s.diskError(d, "write", err)
 	}
 	return nil

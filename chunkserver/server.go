@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Config configures a Server.
@@ -45,6 +46,7 @@ type Config struct {
 	blockSize   int64                       // checksum block size; 0 = defaultBlockSize
 	ioSize      int                         // I/O buffer size; 0 = defaultIOSize
 	skipDirSync bool                        // fdatasync the file but not the directory
+	noDirect    bool                        // write shards through the page cache
 	writeFault  func(diskPath string) error // error to inject before each data write
 }
 
@@ -75,6 +77,7 @@ type Server struct {
 	maxShardSize int64
 	noSync       bool
 	skipDirSync  bool
+	noDirect     bool
 	writeFault   func(string) error
 	blockSize    int64
 	blockOp      uint32 // crcShift(blockSize)
@@ -115,6 +118,7 @@ func New(cfg Config) (*Server, error) {
 		maxShardSize: cfg.MaxShardSize,
 		noSync:       cfg.NoSync,
 		skipDirSync:  cfg.skipDirSync,
+		noDirect:     cfg.noDirect,
 		writeFault:   cfg.writeFault,
 		blockSize:    cfg.blockSize,
 		ioSize:       cfg.ioSize,
@@ -136,7 +140,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.ioSize = max(1, s.ioSize/int(s.blockSize)) * int(s.blockSize)
 	s.blockOp = crcShift(s.blockSize)
-	s.bufs.New = func() any { return &ioState{buf: make([]byte, s.ioSize)} }
+	s.bufs.New = func() any { return &ioState{buf: alignedBuffer(s.ioSize)} }
 
 	// Disks are opened in parallel: counting the shards reads every
 	// directory, which on big disks is the slow part of a start.
@@ -296,7 +300,9 @@ func (s *Server) Status(ctx context.Context) (Status, error) {
 type ShardInfo struct {
 	ID   string `json:"id"`
 	Disk string `json:"disk"`
-	Size int64  `json:"size"`
+	// Size is the shard's length, or -1 if its file has a size no shard
+	// can have (a damaged shard).
+	Size int64 `json:"size"`
 	// MTime is when the shard was written, in unix seconds.
 	MTime int64 `json:"mtime"`
 }
@@ -318,6 +324,17 @@ func (s *Server) Inventory(ctx context.Context, fn func(ShardInfo) error) error 
 		}
 	}
 	return nil
+}
+
+// alignedBuffer returns n bytes starting at a dioAlign boundary, as
+// direct I/O needs.
+func alignedBuffer(n int) []byte {
+	b := make([]byte, n+dioAlign)
+	off := int(uintptr(unsafe.Pointer(unsafe.SliceData(b))) & (dioAlign - 1))
+	if off != 0 {
+		off = dioAlign - off
+	}
+	return b[off : off+n : off+n]
 }
 
 func (s *Server) getState() *ioState   { return s.bufs.Get().(*ioState) }

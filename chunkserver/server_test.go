@@ -139,7 +139,13 @@ func (ts *testServer) status(t testing.TB) Status {
 }
 
 func TestRoundTrip(t *testing.T) {
-	ts := start(t, Config{})
+	t.Parallel()
+	t.Run("direct", func(t *testing.T) { testRoundTrip(t, Config{}) })
+	t.Run("buffered", func(t *testing.T) { testRoundTrip(t, Config{noDirect: true}) })
+}
+
+func testRoundTrip(t *testing.T, cfg Config) {
+	ts := start(t, cfg)
 	st := ts.status(t)
 	bs := defaultBlockSize
 	for _, n := range []int{0, 1, bs - 1, bs, bs + 1, defaultIOSize - 1, defaultIOSize, defaultIOSize + 1, 3<<20 + 5} {
@@ -174,6 +180,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestRangeReads(t *testing.T) {
+	t.Parallel()
 	for _, io := range []int{0, 64 << 10} { // default, and one block per read
 		ts := start(t, Config{ioSize: io})
 		id := newShardID()
@@ -238,6 +245,7 @@ func crcHex(b []byte) string {
 }
 
 func TestCRCChecked(t *testing.T) {
+	t.Parallel()
 	ts := start(t, Config{})
 	data := randomBytes(200 << 10)
 	size := fmt.Sprint(len(data))
@@ -286,6 +294,7 @@ func TestCRCChecked(t *testing.T) {
 // TestClientSendsCRC checks that Client.Put sends the body's checksum, so
 // that the server can catch damage in transit.
 func TestClientSendsCRC(t *testing.T) {
+	t.Parallel()
 	s, err := New(Config{Disks: []string{t.TempDir()}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -315,6 +324,7 @@ func TestClientSendsCRC(t *testing.T) {
 }
 
 func TestBadSizes(t *testing.T) {
+	t.Parallel()
 	ts := start(t, Config{MaxShardSize: 1 << 20})
 	id := newShardID()
 	data := randomBytes(1000)
@@ -352,6 +362,7 @@ func TestBadSizes(t *testing.T) {
 }
 
 func TestBadIDs(t *testing.T) {
+	t.Parallel()
 	ts := start(t, Config{})
 	seg := hex.EncodeToString(randomBytes(16))
 	for _, p := range []string{"../x", "..%2Fx", "a/b", "a%2Fb", "", strings.ToUpper(seg) + ".1",
@@ -371,13 +382,25 @@ func TestBadIDs(t *testing.T) {
 }
 
 func TestAuth(t *testing.T) {
+	t.Parallel()
 	ts := start(t, Config{})
 	id := newShardID()
+	big := randomBytes(8 << 20)
 	for _, secret := range [][]byte{nil, []byte("wrong")} {
 		c := NewClient(secret, nil)
 		_, err := c.Put(context.Background(), ts.addr, id, 3, strings.NewReader("abc"))
 		if !errors.Is(err, clusterauth.ErrUnauthorized) {
 			t.Errorf("put with secret %q: %v, want ErrUnauthorized", secret, err)
+		}
+		_, err = c.Put(context.Background(), ts.addr, id, int64(len(big)), bytes.NewReader(big))
+		if !errors.Is(err, clusterauth.ErrUnauthorized) {
+			t.Errorf("put 8 MiB with secret %q: %v, want ErrUnauthorized", secret, err)
+		}
+		if _, err := c.Get(context.Background(), ts.addr, id, 0, -1); !errors.Is(err, clusterauth.ErrUnauthorized) {
+			t.Errorf("get with secret %q: %v, want ErrUnauthorized", secret, err)
+		}
+		if err := c.Delete(context.Background(), ts.addr, id); !errors.Is(err, clusterauth.ErrUnauthorized) {
+			t.Errorf("delete with secret %q: %v, want ErrUnauthorized", secret, err)
 		}
 		if _, err := c.Status(context.Background(), ts.addr); !errors.Is(err, clusterauth.ErrUnauthorized) {
 			t.Errorf("status with secret %q: %v, want ErrUnauthorized", secret, err)
@@ -419,6 +442,7 @@ func flip(t *testing.T, path string, off int64) {
 }
 
 func TestCorruption(t *testing.T) {
+	t.Parallel()
 	ts := start(t, Config{})
 	bs := int64(defaultBlockSize)
 	perRead := int64(defaultIOSize) // bytes per verified read
@@ -530,6 +554,7 @@ func TestCorruption(t *testing.T) {
 }
 
 func TestDiskFull(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	shard := randomBytes(100 << 10)
 	fsize := fileSize(int64(len(shard)), defaultBlockSize)
@@ -550,6 +575,15 @@ func TestDiskFull(t *testing.T) {
 		_, err := ts.c.Put(ctx, ts.addr, newShardID(), int64(len(shard)), bytes.NewReader(shard))
 		if !errors.Is(err, ErrInsufficientStorage) {
 			t.Fatalf("put to full disks: %v, want ErrInsufficientStorage", err)
+		}
+		// A big body is refused before it is sent, and the client still
+		// gets the answer rather than a broken pipe.
+		big := randomBytes(16 << 20)
+		for _, r := range []io.Reader{bytes.NewReader(big), struct{ io.Reader }{bytes.NewReader(big)}} {
+			_, err = ts.c.Put(ctx, ts.addr, newShardID(), int64(len(big)), r)
+			if !errors.Is(err, ErrInsufficientStorage) {
+				t.Fatalf("put 16 MiB to full disks: %v, want ErrInsufficientStorage", err)
+			}
 		}
 		if f := ts.files(t); len(f) != 1 {
 			t.Errorf("files after the failed put: %v", f)
@@ -606,6 +640,7 @@ func TestDiskFull(t *testing.T) {
 }
 
 func TestDiskFailure(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	var bad string
 	var mu sync.Mutex
@@ -641,6 +676,7 @@ func TestDiskFailure(t *testing.T) {
 }
 
 func TestSpreadAndInventory(t *testing.T) {
+	t.Parallel()
 	ts := start(t, Config{Disks: []string{t.TempDir(), t.TempDir(), t.TempDir()}})
 	want := map[string]ShardInfo{}
 	for i := range 30 {
@@ -692,6 +728,7 @@ func TestSpreadAndInventory(t *testing.T) {
 }
 
 func TestStatusJSON(t *testing.T) {
+	t.Parallel()
 	ts := start(t, Config{Zone: "z1", ID: "node-7"})
 	req, _ := http.NewRequest("GET", ts.url+"/v1/status", nil)
 	clusterauth.Sign(req, testSecret)
@@ -716,6 +753,7 @@ func TestStatusJSON(t *testing.T) {
 }
 
 func TestDeleteAndOverwrite(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	ts := start(t, Config{DiskLimits: []int64{20 << 20, 15 << 20}})
 	id := newShardID()
@@ -758,6 +796,7 @@ func TestDeleteAndOverwrite(t *testing.T) {
 }
 
 func TestRestart(t *testing.T) {
+	t.Parallel()
 	disks := []string{t.TempDir(), t.TempDir()}
 	cfg := Config{Disks: disks, Logger: slog.New(slog.DiscardHandler)}
 	s, err := New(cfg)
@@ -792,6 +831,9 @@ func TestRestart(t *testing.T) {
 		ts.put(t, id, shards[id])
 	}
 	ts.Close() // release the disks; the HTTP server dies with the test
+	if _, err := ts.c.Status(context.Background(), ts.addr); err == nil {
+		t.Error("closed server still answers")
+	}
 
 	// Disks in another order: same node.
 	ts2 := start(t, Config{Disks: []string{disks[1], disks[0]}})
@@ -835,6 +877,7 @@ func TestRestart(t *testing.T) {
 }
 
 func TestUnusableDisk(t *testing.T) {
+	t.Parallel()
 	file := filepath.Join(t.TempDir(), "not-a-dir")
 	os.WriteFile(file, nil, 0o644)
 	ts := start(t, Config{Disks: []string{file, t.TempDir()}})
@@ -849,6 +892,7 @@ func TestUnusableDisk(t *testing.T) {
 }
 
 func TestConcurrent(t *testing.T) {
+	t.Parallel()
 	ts := start(t, Config{ioSize: 64 << 10})
 	ctx := context.Background()
 	// A few ids everyone overwrites, reads and deletes, and private ones.
@@ -922,6 +966,7 @@ func TestConcurrent(t *testing.T) {
 }
 
 func TestHTTPErrors(t *testing.T) {
+	t.Parallel()
 	ts := start(t, Config{})
 	do := func(method, path string) *http.Response {
 		req, _ := http.NewRequest(method, ts.url+path, nil)

@@ -12,3 +12,26 @@ import (
 func fdatasync(f *os.File) error {
 	return unix.Fdatasync(int(f.Fd()))
 }
+
+// oDirect opens shard temp files for direct I/O. Shard data then goes
+// from our buffer to the device without passing through the page cache;
+// with the fdatasync that follows, that costs a fraction of the CPU of a
+// buffered write (see BenchmarkPutDirect). Direct writes must start at an
+// aligned offset and address and have an aligned length; the unaligned
+// end of a shard is written after clearDirect.
+const oDirect = unix.O_DIRECT
+
+// dioAlign is the alignment direct I/O needs: the largest logical block
+// size of common devices.
+const dioAlign = 4096
+
+// clearDirect switches f to buffered I/O.
+func clearDirect(f *os.File) error {
+	fd := f.Fd()
+	fl, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
+	if err != nil {
+		return err
+	}
+	_, err = unix.FcntlInt(fd, unix.F_SETFL, fl&^unix.O_DIRECT)
+	return err
+}

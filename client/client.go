@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/talusfs/talus/chunkserver"
@@ -58,9 +59,12 @@ type Client struct {
 // ringState is a fetched ring with what the data path derives from it.
 type ringState struct {
 	metaapi.Ring
-	place   *placement.Ring // up nodes only: where new shards may go
+	place   *placement.Ring // every registered node
+	down    []string        // nodes placement must steer around
 	nodes   map[string]metaapi.Node
-	fetched time.Time
+	// fetched is when the metadata service last confirmed this version
+	// (unix ns); refreshed in place, hence atomic.
+	fetched atomic.Int64
 }
 
 // New returns a client of the cluster whose metadata service is at cfg.Meta.
@@ -96,7 +100,7 @@ func (c *Client) ringFor(ctx context.Context, refresh bool) (*ringState, error) 
 	c.mu.Lock()
 	rs := c.ring
 	c.mu.Unlock()
-	if rs != nil && !refresh && time.Since(rs.fetched) < c.cfg.RingTTL {
+	if rs != nil && !refresh && time.Since(time.Unix(0, rs.fetched.Load())) < c.cfg.RingTTL {
 		return rs, nil
 	}
 	r, err := c.meta.Ring(ctx)
@@ -107,26 +111,27 @@ func (c *Client) ringFor(ctx context.Context, refresh bool) (*ringState, error) 
 		return nil, fmt.Errorf("fetch ring: %w", err)
 	}
 	if rs != nil && rs.Version == r.Version && rs.K == r.K && rs.M == r.M {
-		c.mu.Lock()
-		rs.fetched = time.Now()
-		c.mu.Unlock()
+		rs.fetched.Store(time.Now().UnixNano())
 		return rs, nil
 	}
-	next := &ringState{Ring: r, nodes: make(map[string]metaapi.Node, len(r.Nodes)), fetched: time.Now()}
-	var up []placement.Node
+	next := &ringState{Ring: r, nodes: make(map[string]metaapi.Node, len(r.Nodes))}
+	next.fetched.Store(time.Now().UnixNano())
+	// Down nodes stay in the placement ring and are excluded per segment, so
+	// that a brief outage moves only the shards that would have gone to them.
+	var all []placement.Node
 	for _, n := range r.Nodes {
 		next.nodes[n.ID] = n
 		if n.State != metaapi.NodeUp {
-			continue
+			next.down = append(next.down, n.ID)
 		}
 		capacity, _ := n.Capacity()
 		weight := float64(capacity) / (1 << 40) // TiB, so weights read naturally
 		if weight <= 0 {
 			weight = 1e-3
 		}
-		up = append(up, placement.Node{ID: n.ID, Zone: n.Zone, Weight: weight})
+		all = append(all, placement.Node{ID: n.ID, Zone: n.Zone, Weight: weight})
 	}
-	pr, err := placement.NewRing(r.Version, up)
+	pr, err := placement.NewRing(r.Version, all)
 	if err != nil {
 		return nil, fmt.Errorf("build placement ring v%d: %w", r.Version, err)
 	}

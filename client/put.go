@@ -157,7 +157,7 @@ func (c *Client) commitInline(ctx context.Context, obj metaapi.Object, data []by
 func (c *Client) writeSegment(ctx context.Context, rs *ringState, r io.Reader, size int64) (metaapi.Segment, error) {
 	layout := erasure.Layout{K: rs.K, M: rs.M, BlockSize: rs.BlockSize}
 	seg := metaapi.Segment{ID: newSegmentID(), K: rs.K, M: rs.M, BlockSize: rs.BlockSize, Shards: make([]metaapi.ShardLoc, rs.K+rs.M)}
-	nodes, err := rs.place.Place(seg.ID, rs.K+rs.M)
+	nodes, err := rs.place.Fill(seg.ID, rs.K+rs.M, nil, rs.down)
 	if err != nil {
 		c.ringFor(ctx, true)
 		return seg, fmt.Errorf("place segment %s: %w: %v", seg.ID, metaapi.ErrNotEnoughServers, err)

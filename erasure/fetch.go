@@ -631,7 +631,7 @@ func (c *shardConn) fill(p []byte) (int, error) {
 			c.progress()
 		}
 		if err != nil {
-			if err == io.EOF {
+			if n == len(p) && err == io.EOF {
 				break
 			}
 			if err == io.EOF {

@@ -129,10 +129,11 @@ const (
 	faultStall               // reads block (until ctx is done) from shard offset at
 	faultStallOpen           // open blocks until ctx is done
 	faultHang                // open blocks, ignoring ctx, until the store is closed
+	faultReopen              // the first open is fine; later ones fail after at bytes
 )
 
 func (k faultKind) String() string {
-	return [...]string{"none", "open", "readErr", "short", "stall", "stallOpen", "hang"}[k]
+	return [...]string{"none", "open", "readErr", "short", "stall", "stallOpen", "hang", "reopen"}[k]
 }
 
 type fault struct {
@@ -180,6 +181,12 @@ func (s *store) trigger(idx int) {
 
 func (s *store) open(ctx context.Context, idx int, off, n int64) (io.ReadCloser, error) {
 	s.mu.Lock()
+	prior := 0
+	for _, o := range s.opens {
+		if o.idx == idx {
+			prior++
+		}
+	}
 	s.opens = append(s.opens, openRec{idx, off, n})
 	s.mu.Unlock()
 	if idx < 0 || idx >= len(s.shards) || off < 0 || n <= 0 || off+n > int64(len(s.shards[idx])) {
@@ -199,6 +206,12 @@ func (s *store) open(ctx context.Context, idx int, off, n int64) (io.ReadCloser,
 		s.trigger(idx)
 		<-s.hang
 		return nil, errors.New("hung open released")
+	case faultReopen:
+		if prior == 0 {
+			f = fault{}
+		} else {
+			f = fault{kind: faultReadErr, at: off + f.at}
+		}
 	}
 	return &shardStream{s: s, ctx: ctx, idx: idx, data: s.shards[idx][off : off+n], pos: off, f: f}, nil
 }

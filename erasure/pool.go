@@ -38,19 +38,58 @@ func stripePool(l Layout) *sync.Pool {
 	if p, ok := stripePools.Load(l); ok {
 		return p.(*sync.Pool)
 	}
-	p := new(sync.Pool)
-	p.New = func() any {
+	p := &sync.Pool{New: func() any {
 		s := &stripe{
-			mem: make([]byte, (l.K+l.M)*l.BlockSize),
-			batch: batch{
-				blocks: make([][]byte, l.K+l.M),
-			},
+			mem:   make([]byte, (l.K+l.M)*l.BlockSize),
+			batch: batch{blocks: make([][]byte, l.K+l.M)},
 		}
-		s.done = func() { p.Put(s) }
+		s.done = func() { s.home.put(s) }
 		return s
-	}
+	}}
 	actual, _ := stripePools.LoadOrStore(l, p)
 	return actual.(*sync.Pool)
+}
+
+// A freeList holds one Writer's idle stripes, most recently used on top.
+// The stripe released last is the one most likely still in cache, and
+// sync.Pool would not hand it back: the lane goroutine that releases it
+// often runs on another P, whose private slot the Writer cannot see.
+type freeList struct {
+	pool *sync.Pool
+	mu   sync.Mutex
+	idle []*stripe // guarded by mu
+}
+
+func (f *freeList) get() *stripe {
+	f.mu.Lock()
+	if n := len(f.idle); n > 0 {
+		s := f.idle[n-1]
+		f.idle = f.idle[:n-1]
+		f.mu.Unlock()
+		return s
+	}
+	f.mu.Unlock()
+	s := f.pool.Get().(*stripe)
+	s.home = f
+	return s
+}
+
+func (f *freeList) put(s *stripe) {
+	f.mu.Lock()
+	f.idle = append(f.idle, s)
+	f.mu.Unlock()
+}
+
+// drain returns the idle stripes to the shared pool. The Writer calls it
+// once no stripe of its is in flight.
+func (f *freeList) drain() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, s := range f.idle {
+		f.pool.Put(s)
+		f.idle[i] = nil
+	}
+	f.idle = f.idle[:0]
 }
 
 // blockPool returns the pool of size-byte buffers the Reader reads shard

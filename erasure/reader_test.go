@@ -310,7 +310,7 @@ func TestSlowShard(t *testing.T) {
 	for _, faults := range []map[int]fault{
 		{1: {kind: faultStallOpen}},
 		{2: {kind: faultStall, at: size / 2}},
-		{0: {kind: faultHang}},                                  // ignores cancellation entirely
+		{0: {kind: faultHang}},                                 // ignores cancellation entirely
 		{3: {kind: faultStall, at: 700}, 4: {kind: faultHang}}, // parity replacement hangs too
 	} {
 		t.Run(fmt.Sprint(faults), func(t *testing.T) {
@@ -399,5 +399,25 @@ func degradedCaseStore(t *testing.T, l erasure.Layout, data []byte, st *store) {
 	}
 	if !bytes.Equal(buf.Bytes(), data) {
 		t.Fatal("wrong bytes")
+	}
+}
+
+// TestDegradedReopenFails covers a shard that delivered its part of a
+// stripe, is asked again for a wider window to reconstruct a neighbour, and
+// fails partway through the second request: its first answer must not be
+// used once its buffer has been reused.
+func TestDegradedReopenFails(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 11))
+	l := erasure.Layout{K: 4, M: 2, BlockSize: 512}
+	seg := 3 * l.StripeSize()
+	data := randBytes(rng, int(seg))
+	shards := writeSegment(t, l, data, false, rng)
+	faults := map[int]fault{
+		0: {kind: faultReopen, at: 50},
+		1: {kind: faultOpen},
+	}
+	for range 10 {
+		degradedCase(t, l, data, shards, faults, 100, seg-100, rng, 0)
+		degradedCase(t, l, data, shards, faults, 100, 1500, rng, 0)
 	}
 }

@@ -3,7 +3,6 @@ package erasure
 import (
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/klauspost/reedsolomon"
 )
@@ -23,7 +22,8 @@ type WriterOptions struct {
 // Layout.
 type stripe struct {
 	batch
-	mem []byte
+	mem  []byte
+	home *freeList // where done returns it
 }
 
 // Writer stripes the data written to it over K+M shard writers: every K*B
@@ -40,7 +40,7 @@ type stripe struct {
 type Writer struct {
 	l       Layout
 	enc     reedsolomon.Encoder
-	pool    *sync.Pool
+	free    freeList
 	out     *fanout
 	cur     *stripe // being filled; nil between stripes
 	fill    int     // data bytes in cur
@@ -80,7 +80,7 @@ func NewWriter(l Layout, shards []io.Writer, opts WriterOptions) (*Writer, error
 	return &Writer{
 		l:    l,
 		enc:  enc,
-		pool: stripePool(l),
+		free: freeList{pool: stripePool(l), idle: make([]*stripe, 0, laneDepth+2)},
 		out:  newFanout(shards, maxFail),
 	}, nil
 }
@@ -96,7 +96,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		if w.cur == nil {
-			w.cur = w.pool.Get().(*stripe)
+			w.cur = w.free.get()
 		}
 		c := copy(w.cur.mem[w.fill:ss], p)
 		w.fill += c
@@ -122,7 +122,7 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 	var total int64
 	for {
 		if w.cur == nil {
-			w.cur = w.pool.Get().(*stripe)
+			w.cur = w.free.get()
 		}
 		n, err := r.Read(w.cur.mem[w.fill:ss])
 		if n < 0 || n > ss-w.fill {
@@ -158,10 +158,11 @@ func (w *Writer) Close() error {
 	if w.err == nil && w.fill > 0 {
 		w.flush() // leaves any failure in w.err
 	} else if w.cur != nil {
-		w.pool.Put(w.cur)
+		w.free.put(w.cur)
 		w.cur = nil
 	}
 	w.out.close()
+	w.free.drain()
 	if w.err == nil && w.out.tooMany() {
 		w.err = w.out.failure()
 	}
@@ -207,7 +208,7 @@ func (w *Writer) flush() error {
 	}
 	if l.M > 0 {
 		if err := w.enc.Encode(s.blocks); err != nil {
-			w.pool.Put(s)
+			w.free.put(s)
 			w.err = fmt.Errorf("erasure: encode stripe: %w", err)
 			return w.err
 		}

@@ -91,7 +91,7 @@ func (g *Gateway) createBucket(q *request) error {
 		return s3err.ErrNotImplemented.WithMessage("Object lock is not implemented.")
 	}
 	if q.bodyLength() != 0 {
-		data, err := readSmallBody(q, 64<<10)
+		data, err := readSmallBody(q.body(), q.bodyLength(), 64<<10)
 		if err != nil {
 			return err
 		}

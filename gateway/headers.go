@@ -220,9 +220,9 @@ func etagMatches(list, etag string) bool {
 // conditions are the four RFC 7232 preconditions, read from request headers
 // (If-Match...) or from their x-amz-copy-source-if-* twins.
 type conditions struct {
-	ifMatch, ifNoneMatch         string
-	ifModified, ifUnmodified     time.Time
-	hasModified, hasUnmodified   bool
+	ifMatch, ifNoneMatch       string
+	ifModified, ifUnmodified   time.Time
+	hasModified, hasUnmodified bool
 }
 
 func readConditions(h http.Header, prefix string) conditions {
@@ -350,7 +350,7 @@ func s3Time(t time.Time) string { return t.UTC().Format(iso8601Millis) }
 // body is read whole first (it is small), so that its checksums and
 // signatures are verified before anything acts on it.
 func readXML(q *request, max int64, v any) error {
-	data, err := readSmallBody(q, max)
+	data, err := readSmallBody(q.body(), q.bodyLength(), max)
 	if err != nil {
 		return err
 	}
@@ -363,12 +363,13 @@ func readXML(q *request, max int64, v any) error {
 	return nil
 }
 
-// readSmallBody reads a request body that must not exceed max bytes.
-func readSmallBody(q *request, max int64) ([]byte, error) {
-	if q.bodyLength() > max {
+// readSmallBody reads a request body of declared length (-1: unknown) that
+// must not exceed max bytes.
+func readSmallBody(body io.Reader, declared, max int64) ([]byte, error) {
+	if declared > max {
 		return nil, s3err.ErrMaxMessageLengthExceeded
 	}
-	data, err := io.ReadAll(io.LimitReader(q.body(), max+1))
+	data, err := io.ReadAll(io.LimitReader(body, max+1))
 	if err != nil {
 		return nil, err
 	}

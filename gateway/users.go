@@ -39,8 +39,8 @@ const (
 // userCache resolves access keys: the root key from the configuration,
 // others from the metadata service. It is the Verifier's CredentialStore.
 type userCache struct {
-	meta *metaapi.Client
-	root *identity
+	meta       *metaapi.Client
+	root       *identity
 	rootSecret string
 
 	mu sync.Mutex
@@ -183,8 +183,13 @@ func (c *ownerCache) forget(bucket string) {
 
 // authorize checks that q's caller may use bucket. Root skips the lookup:
 // a missing bucket then surfaces from the operation itself.
+//
+// A request may also name the owner it expects (x-amz-expected-bucket-owner),
+// guarding against writing into a bucket that was deleted and recreated by
+// someone else.
 func (g *Gateway) authorize(q *request, bucket string) error {
-	if q.user.root || slices.Contains(q.user.buckets, bucket) {
+	expected := q.r.Header.Get("X-Amz-Expected-Bucket-Owner")
+	if expected == "" && (q.user.root || slices.Contains(q.user.buckets, bucket)) {
 		return nil
 	}
 	owner, err := g.owners.owner(q.ctx(), bucket)
@@ -192,6 +197,9 @@ func (g *Gateway) authorize(q *request, bucket string) error {
 		return err
 	}
 	if !q.user.mayUse(bucket, owner) {
+		return s3err.ErrAccessDenied
+	}
+	if expected != "" && expected != g.bucketOwner(metaapi.Bucket{Owner: owner}).ID {
 		return s3err.ErrAccessDenied
 	}
 	return nil

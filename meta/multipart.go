@@ -167,9 +167,6 @@ func (s *store) completeUpload(req metaapi.CompleteRequest, now, due time.Time) 
 			if !ok || !etagEqual(cp.ETag, p.ETag) {
 				return fmt.Errorf("%w: part %d with ETag %s was not uploaded", metaapi.ErrInvalidPart, cp.Number, cp.ETag)
 			}
-			if i < len(req.Parts)-1 && p.Size < metaapi.MinPartSize {
-				return fmt.Errorf("%w: part %d is %d bytes, below the %d-byte minimum", metaapi.ErrEntityTooSmall, cp.Number, p.Size, metaapi.MinPartSize)
-			}
 			sum, err := hex.DecodeString(p.ETag)
 			if err != nil {
 				return fmt.Errorf("part %d has a malformed ETag %q", p.Number, p.ETag)
@@ -178,6 +175,13 @@ func (s *store) completeUpload(req metaapi.CompleteRequest, now, due time.Time) 
 			used[p.Number] = true
 			o.Size += p.Size
 			rec.SegIDs = append(rec.SegIDs, p.SegIDs...)
+		}
+		// Sizes are checked only once every named part is known to exist,
+		// so a missing part reports InvalidPart, as in S3.
+		for i, cp := range req.Parts[:len(req.Parts)-1] {
+			if size := byNum[cp.Number].Size; size < metaapi.MinPartSize {
+				return fmt.Errorf("%w: part %d (#%d of %d) is %d bytes, below the %d-byte minimum", metaapi.ErrEntityTooSmall, cp.Number, i+1, len(req.Parts), size, metaapi.MinPartSize)
+			}
 		}
 		o.ETag = fmt.Sprintf("%s-%d", hex.EncodeToString(md5s.Sum(nil)), len(req.Parts))
 		if o.Meta == nil {

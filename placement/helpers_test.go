@@ -11,6 +11,14 @@ import (
 	"testing"
 )
 
+// sized returns full, or reduced in -short mode and under the race detector.
+func sized(full, reduced int) int {
+	if testing.Short() || raceEnabled {
+		return reduced
+	}
+	return full
+}
+
 // segmentIDs returns count random 32-hex-digit segment IDs, the same for the
 // same seed.
 func segmentIDs(seed uint64, count int) []string {

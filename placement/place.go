@@ -8,8 +8,8 @@ import (
 )
 
 // Place returns n distinct node IDs for the shards of a segment, best first:
-// shard i of a new segment goes to the i-th. It is AppendPlace into a new
-// slice.
+// shard i of a new segment goes to the i-th. It fails with ErrNotEnoughNodes
+// if the ring has fewer than n nodes.
 func (r *Ring) Place(segmentID string, n int) ([]string, error) {
 	if n <= 0 || n > len(r.nodes) {
 		return nil, r.widthError(segmentID, n, len(r.nodes))
@@ -32,15 +32,15 @@ func (r *Ring) AppendPlace(dst []string, segmentID string, n int) ([]string, err
 }
 
 // Fill picks nodes for the missing shards of a segment of n shards whose
-// other shards live on have: n minus len(have) distinct nodes, best first,
-// none of them in have or exclude. Repair passes the nodes holding surviving
+// other shards live on have: one node per shard missing, best first, none of
+// them in have or exclude. Repair passes the nodes holding surviving
 // shards as have and the failed ones as exclude; a write that finds a node
 // unreachable passes it as exclude with have empty.
 //
 // Fill ranks nodes exactly as Place does, skipping have and exclude, and keeps
 // the zone spread counting the zones of have: when have is what Place chose
 // minus a node that is then excluded, Fill returns what Place would choose on
-// the ring without that node. Excluded nodes still count as part of the ring
+// the ring without that node (exactly so with equal weights). Excluded nodes still count as part of the ring
 // (its total weight), so excluding a node does not reshuffle anything else.
 // Members of have that are not in the ring count towards n but not towards any
 // zone.
@@ -95,11 +95,11 @@ func (r *Ring) Fill(segmentID string, n int, have, exclude []string) ([]string, 
 	// raised if have already crowds some zone past it.
 	zcap := 1
 	for ; ; zcap++ {
-		total := 0
+		fits := 0
 		for z := range free {
-			total += min(zcap, int(zoneHave[z])+free[z])
+			fits += min(zcap, int(zoneHave[z])+free[z])
 		}
-		if total >= n-foreign {
+		if fits >= n-foreign {
 			break
 		}
 	}
@@ -121,11 +121,11 @@ func (r *Ring) Fill(segmentID string, n int, have, exclude []string) ([]string, 
 	return ids, nil
 }
 
-func (r *Ring) widthError(segmentID string, n, have int) error {
+func (r *Ring) widthError(segmentID string, n, size int) error {
 	if n <= 0 {
 		return fmt.Errorf("placement: segment %s: shard count %d is not positive", segmentID, n)
 	}
-	return fmt.Errorf("placement: segment %s: need %d distinct nodes, ring has %d: %w", segmentID, n, have, ErrNotEnoughNodes)
+	return fmt.Errorf("placement: segment %s: need %d distinct nodes, ring has %d: %w", segmentID, n, size, ErrNotEnoughNodes)
 }
 
 // cand is a node competing for a segment. Lower keys win; m, the node's hash
@@ -152,85 +152,108 @@ func (a *cand) less(b *cand) bool {
 // hash is seg, in order, taking no more than zcap from any zone (counting
 // zoneHave, if not nil) and none for which skip (if not nil) is set. The
 // caller guarantees that enough nodes qualify.
-//
-// It keeps only the running best need in top: a node that falls out can
-// never come back, because everything before it in top only gets better.
 func (r *Ring) rank(top []cand, seg uint64, n, need, zcap int, zoneHave []int32, skip []bool) []cand {
 	if cap(top) < need+1 {
 		top = make([]cand, 0, need+1)
 	}
 	spread := zcap < n
 	// Keys: see doc.go. Without capped nodes, every node's factor is
-	// ratio - n, computed once in NewRing up to the subtraction.
+	// ratio - n, computed once in NewRing up to the subtraction. Ring.factor
+	// is the same computation, for NewRing.
 	kn := min(n, len(r.nodes))
 	capped := r.nCapped[kn]
 	left, rest := r.wLeft[kn], float64(n-int(capped))
 	fn := float64(n)
-	worst := math.Inf(1) // the key to beat once top is full
-	for i := range r.nodes {
-		if skip != nil && skip[i] {
-			continue
-		}
-		m := mix(seg^r.hash[i]) >> 12
-		// u = a/2^53 is uniform on (0,1) and 1-u = b/2^53, both exact.
-		a := float64(2*m + 1)
-		b := float64(1<<53 - 2*m - 1)
-		var key float64
-		switch {
-		case capped == 0:
-			key = a / b * (r.ratio[i] - fn)
-		case r.wrank[i] < capped:
-			key = -(b / a) // always in; among themselves by hash
-		default:
-			key = a / b * (left/r.nodes[i].Weight - rest)
-		}
-		if key > worst {
-			continue
-		}
-		c := cand{key: key, m: m, idx: int32(i), zone: r.zone[i]}
-		if len(top) == need && !c.less(&top[need-1]) {
-			continue
-		}
-		p := len(top)
-		for p > 0 && c.less(&top[p-1]) {
-			p--
-		}
-		if spread {
-			count := 0
-			if zoneHave != nil {
-				count = int(zoneHave[c.zone])
-			}
-			for j := range p {
-				if top[j].zone == c.zone {
-					count++
-				}
-			}
-			if count >= zcap {
-				continue // zcap better nodes of its zone are in already
-			}
-			// Everything of this zone behind c moves down a place; at
-			// most one, the last, goes over the cap.
-			for j := p; j < len(top); j++ {
-				if top[j].zone == c.zone {
-					if count++; count >= zcap {
-						copy(top[j:], top[j+1:])
-						top = top[:len(top)-1]
-						break
-					}
-				}
-			}
-		}
-		top = top[:len(top)+1]
-		for j := len(top) - 1; j > p; j-- {
-			top[j] = top[j-1]
-		}
-		top[p] = c
-		if len(top) > need {
-			top = top[:need]
-		}
+	// Pass one ranks only the nodes with keys up to limit, the few that
+	// usually win. They come first in the key order, and the zone-capped
+	// choice along that order stops once it has need nodes, so if pass one
+	// finds need it has the answer. If not, pass two adds the rest.
+	lo, hi := math.Inf(-1), math.Inf(1)
+	if n < len(r.limit) {
+		hi = r.limit[n]
+	}
+	for {
+		worst := hi // the key to beat
 		if len(top) == need {
 			worst = top[need-1].key
 		}
+		for i := range r.nodes {
+			if skip != nil && skip[i] {
+				continue
+			}
+			m := mix(seg^r.hash[i]) >> 12
+			// u = a/2^53 is uniform on (0,1) and 1-u = b/2^53, both exact.
+			a := float64(2*m + 1)
+			b := float64(1<<53 - 2*m - 1)
+			var key float64
+			switch {
+			case capped == 0:
+				key = a / b * (r.ratio[i] - fn)
+			case r.wrank[i] < capped:
+				key = -(b / a) // always in; among themselves by hash
+			default:
+				key = a / b * (left/r.nodes[i].Weight - rest)
+			}
+			if key > worst || key <= lo {
+				continue
+			}
+			top = r.insert(top, cand{key: key, m: m, idx: int32(i), zone: r.zone[i]}, need, zcap, spread, zoneHave)
+			if len(top) == need {
+				worst = top[need-1].key
+			}
+		}
+		if len(top) == need || math.IsInf(hi, 1) {
+			return top
+		}
+		lo, hi = hi, math.Inf(1)
+	}
+}
+
+// insert adds c to top if it is among the best need nodes seen so far that
+// the zone cap allows.
+//
+// It keeps only the running best need in top: a node that falls out can
+// never come back, because everything before it in top only gets better.
+func (r *Ring) insert(top []cand, c cand, need, zcap int, spread bool, zoneHave []int32) []cand {
+	if len(top) == need && !c.less(&top[need-1]) {
+		return top
+	}
+	p := len(top)
+	for p > 0 && c.less(&top[p-1]) {
+		p--
+	}
+	if spread {
+		count := 0
+		if zoneHave != nil {
+			count = int(zoneHave[c.zone])
+		}
+		for j := range p {
+			if top[j].zone == c.zone {
+				count++
+			}
+		}
+		if count >= zcap {
+			return top // zcap better nodes of its zone are in already
+		}
+		// Everything of this zone behind c moves down a place; at most
+		// one, the last, goes over the cap.
+		for j := p; j < len(top); j++ {
+			if top[j].zone == c.zone {
+				if count++; count >= zcap {
+					copy(top[j:], top[j+1:])
+					top = top[:len(top)-1]
+					break
+				}
+			}
+		}
+	}
+	top = top[:len(top)+1]
+	for j := len(top) - 1; j > p; j-- {
+		top[j] = top[j-1]
+	}
+	top[p] = c
+	if len(top) > need {
+		top = top[:need]
 	}
 	return top
 }

@@ -61,7 +61,13 @@ type Ring struct {
 	// wLeft[n] is the weight of the rest.
 	nCapped []int32
 	wLeft   []float64
+	// limit[n], for n up to maxLimited, is a key that on average only
+	// n + 3√n + 3 nodes beat (+Inf where that is most of the ring). Place
+	// ranks those first, and usually never has to look at the rest.
+	limit []float64
 }
+
+const maxLimited = 32
 
 // NewRing builds a ring of nodes. The version is carried along for the
 // caller's bookkeeping and does not affect placement.
@@ -133,6 +139,7 @@ func NewRing(version uint64, nodes []Node) (*Ring, error) {
 		r.wrank[i] = int32(rank)
 	}
 	r.fillCapped(total)
+	r.fillLimit()
 	return r, nil
 }
 
@@ -174,6 +181,48 @@ func (r *Ring) fillCapped(total float64) {
 			k++
 		}
 		r.nCapped[n], r.wLeft[n] = int32(k), left
+	}
+}
+
+// factor is the part of node i's key that does not depend on the segment,
+// for n shards, if the node is not capped; see rank.
+func (r *Ring) factor(i, n int) float64 {
+	kn := min(n, len(r.nodes))
+	if k := r.nCapped[kn]; k > 0 {
+		return r.wLeft[kn]/r.nodes[i].Weight - float64(n-int(k))
+	}
+	return r.ratio[i] - float64(n)
+}
+
+// fillLimit computes limit. A node whose key factor is f beats a limit T
+// with probability T/(f+T) (its odds u/(1-u) must be under T/f), so T
+// solves sum over nodes of T/(f+T) = target, found by a few rounds of
+// T = target / sum(1/(f+T)). Only speed depends on the result.
+func (r *Ring) fillLimit() {
+	N := len(r.nodes)
+	r.limit = make([]float64, min(N, maxLimited)+1)
+	r.limit[0] = math.Inf(1)
+	f := make([]float64, 0, N)
+	for n := 1; n < len(r.limit); n++ {
+		capped := int(r.nCapped[n])
+		target := float64(n) + 3*math.Sqrt(float64(n)) + 3 - float64(capped)
+		if target >= 0.75*float64(N-capped) {
+			r.limit[n] = math.Inf(1)
+			continue
+		}
+		f = f[:0]
+		for _, i := range r.byRank[capped:] {
+			f = append(f, r.factor(int(i), n))
+		}
+		t := 0.0
+		for range 6 {
+			sum := 0.0
+			for _, fi := range f {
+				sum += 1 / (fi + t)
+			}
+			t = target / sum
+		}
+		r.limit[n] = t
 	}
 }
 

@@ -96,17 +96,18 @@ func Verify(r *http.Request, secret []byte, now time.Time) error {
 }
 
 func mac(dst, secret []byte, r *http.Request, ts string) []byte {
-	h := hmac.New(sha256.New, secret)
-	// hash.Hash writes never fail.
-	h.Write([]byte(r.Method))
-	h.Write([]byte{'\n'})
-	h.Write([]byte(r.URL.EscapedPath()))
+	var buf [256]byte
+	msg := append(buf[:0], r.Method...)
+	msg = append(msg, '\n')
+	msg = append(msg, r.URL.EscapedPath()...)
 	if r.URL.RawQuery != "" {
-		h.Write([]byte{'?'})
-		h.Write([]byte(r.URL.RawQuery))
+		msg = append(msg, '?')
+		msg = append(msg, r.URL.RawQuery...)
 	}
-	h.Write([]byte{'\n'})
-	h.Write([]byte(ts))
+	msg = append(msg, '\n')
+	msg = append(msg, ts...)
+	h := hmac.New(sha256.New, secret)
+	h.Write(msg) // never fails
 	return h.Sum(dst)
 }
 

@@ -51,16 +51,16 @@ type chainSigner struct {
 	scope   string
 	seed    [32]byte // the previous signature in the chain
 
-	mac   hash.Hash // HMAC with key, reused across chunks
-	chunk hash.Hash // SHA-256 of the current chunk's data
-	buf   [320]byte // string to sign
+	chunk hash.Hash               // SHA-256 of the current chunk's data
+	sum   [32]byte                // digest scratch
+	buf   [hmacScratch + 448]byte // string to sign; longer ones (huge regions) spill to the heap
 }
 
 // verify checks got against the next signature in the chain, over the
 // data hash h of a chunk, or of the trailer if trailer is set, and advances
 // the chain.
 func (c *chainSigner) verify(trailer bool, h *[32]byte, got [32]byte) bool {
-	b := c.buf[:0]
+	b := c.buf[:hmacScratch]
 	if trailer {
 		b = append(b, "AWS4-HMAC-SHA256-TRAILER\n"...)
 	} else {
@@ -76,15 +76,7 @@ func (c *chainSigner) verify(trailer bool, h *[32]byte, got [32]byte) bool {
 		b = append(b, emptySHA256+"\n"...)
 	}
 	b = hex.AppendEncode(b, h[:])
-
-	if c.mac == nil {
-		c.mac = hmac.New(sha256.New, c.key[:])
-	} else {
-		c.mac.Reset()
-	}
-	c.mac.Write(b)
-	var want [32]byte
-	c.mac.Sum(want[:0])
+	want := hmacSHA256(c.key, b)
 	if !hmac.Equal(want[:], got[:]) {
 		return false
 	}
@@ -251,9 +243,8 @@ func (c *chunkedReader) endChunk() error {
 	}
 	c.br.Discard(2)
 	if c.chain != nil {
-		var h [32]byte
-		c.chain.chunk.Sum(h[:0])
-		if !c.sigOK || !c.chain.verify(false, &h, c.sig) {
+		c.chain.chunk.Sum(c.chain.sum[:0])
+		if !c.sigOK || !c.chain.verify(false, &c.chain.sum, c.sig) {
 			return errChunkSig
 		}
 	}
@@ -264,9 +255,9 @@ func (c *chunkedReader) endChunk() error {
 // everything up to the end of the body — and verifies the trailer
 // signature and checksum. It returns io.EOF if the body is good.
 //
-// Reading to the end rather than to the first empty line tolerates the
-// encoders that end trailers with "\n\r\n" (minio-go) or leave out the last
-// CRLF.
+// Reading to the end rather than to the first empty line tolerates
+// encoders that end trailer lines with a bare LF and add empty lines
+// (minio-go writes "name:value\n\r\n\r\n").
 func (c *chunkedReader) finish() error {
 	if c.chain != nil && (!c.sigOK || !c.chain.verify(false, &emptyHash, c.sig)) {
 		return errChunkSig
@@ -321,7 +312,9 @@ func (c *chunkedReader) finish() error {
 		// nothing to cut.)
 		return errTruncated
 	}
-	if signedTrailer {
+	if signedTrailer && (haveSig || haveValue) {
+		// Without trailer headers there is nothing for a signature to
+		// cover; with one, its signature is required.
 		if !haveSig {
 			return s3err.ErrMalformedTrailer.WithMessage("The trailer signature is missing.")
 		}
@@ -333,9 +326,8 @@ func (c *chunkedReader) finish() error {
 			h.Write([]byte(value))
 			h.Write([]byte{'\n'})
 		}
-		var th [32]byte
-		h.Sum(th[:0])
-		if !trailerSigOK || !c.chain.verify(true, &th, trailerSig) {
+		h.Sum(c.chain.sum[:0])
+		if !trailerSigOK || !c.chain.verify(true, &c.chain.sum, trailerSig) {
 			return errTrailerSig
 		}
 	}

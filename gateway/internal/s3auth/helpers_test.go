@@ -39,6 +39,7 @@ func testCreds() memCreds { return memCreds{testAccessKey: testSecret} }
 
 // outcome is what the fake S3 saw of one request.
 type outcome struct {
+	method  string
 	mode    string // x-amz-content-sha256 as received
 	headers http.Header
 	res     *Result
@@ -91,7 +92,7 @@ func (f *fakeS3) last(t *testing.T) outcome {
 }
 
 func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	o := outcome{mode: r.Header.Get("X-Amz-Content-Sha256"), headers: r.Header.Clone()}
+	o := outcome{method: r.Method, mode: r.Header.Get("X-Amz-Content-Sha256"), headers: r.Header.Clone()}
 	fail := func(err error) {
 		o.err = err
 		f.record(o)
@@ -168,9 +169,10 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.objects[key] = all
 		writeXML(w, struct {
 			XMLName xml.Name `xml:"CompleteMultipartUploadResult"`
+			Bucket  string
 			Key     string
 			ETag    string
-		}{Key: key, ETag: `"multipart-2"`})
+		}{Bucket: "bucket", Key: key, ETag: `"multipart-2"`})
 	case r.Method == "PUT":
 		f.objects[key] = data
 		w.Header().Set("ETag", etag)

@@ -153,7 +153,12 @@ func TestDocumentedHeaderExamplesTampered(t *testing.T) {
 		{"unknown key", set(get, "Authorization", strings.Replace(get.headers[3][1], docAccessKey, "AKIAIOSFODNN7EXAMPLF", 1)), "InvalidAccessKeyId"},
 		{"signature upper case", set(get, "Authorization", strings.Replace(get.headers[3][1], "f0e8bdb8", "F0E8BDB8", 1)), "SignatureDoesNotMatch"},
 		{"short signature", set(get, "Authorization", strings.TrimSuffix(get.headers[3][1], "41")), "SignatureDoesNotMatch"},
-		{"no date", func() docRequest { d := get; d.headers = d.headers[:2:2]; d.headers = append(d.headers, get.headers[3]); return d }(), "AccessDenied"},
+		{"no date", func() docRequest {
+			d := get
+			d.headers = d.headers[:2:2]
+			d.headers = append(d.headers, get.headers[3])
+			return d
+		}(), "AccessDenied"},
 		{"bad x-amz-date", set(get, "x-amz-date", "2013-05-24T00:00:00Z"), "AccessDenied"},
 		{"date not in scope", set(get, "x-amz-date", "20130525T000000Z"), "AuthorizationHeaderMalformed"},
 	} {

@@ -2,7 +2,6 @@ package s3auth
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"hash"
 	"io"
 	"net/http"
@@ -59,10 +58,7 @@ func checkPayloadHash(p string) error {
 	case streamingECDSA, streamingECDSATrailer:
 		return errUnsupportedMechanism
 	}
-	if len(p) != 2*sha256.Size {
-		return errBadPayloadHash
-	}
-	if _, err := hex.DecodeString(p); err != nil {
+	if _, ok := decodeHex32(p, true); !ok {
 		return errBadPayloadHash
 	}
 	return nil
@@ -71,9 +67,9 @@ func checkPayloadHash(p string) error {
 // signer is what a verified request signature leaves for its body: the
 // signing key and the seed of the aws-chunked signature chain.
 type signer struct {
-	sig  *signature
-	key  *[32]byte
-	seed [32]byte
+	amzDate, scope string
+	key            *[32]byte
+	seed           [32]byte
 }
 
 // attachBody sets res.Body, res.DecodedLength and res.TrailerChecksum for
@@ -81,12 +77,8 @@ type signer struct {
 func (v *Verifier) attachBody(r *http.Request, res *Result, payload string, s *signer) error {
 	res.DecodedLength = r.ContentLength
 	trailer, hasTrailer := r.Header["X-Amz-Trailer"]
-	switch payload {
-	case streamingSigned, streamingSignedTrailer, streamingUnsignedTrailer:
-	default:
-		if hasTrailer {
-			return s3err.ErrMalformedTrailer.WithMessage("x-amz-trailer requires an aws-chunked body (x-amz-content-sha256: STREAMING-...-TRAILER).")
-		}
+	if hasTrailer && payload != streamingSignedTrailer && payload != streamingUnsignedTrailer {
+		return s3err.ErrMalformedTrailer.WithMessage("x-amz-trailer requires an aws-chunked body with trailers (x-amz-content-sha256: STREAMING-...-TRAILER).")
 	}
 	switch payload {
 	case unsignedPayload:
@@ -100,8 +92,7 @@ func (v *Verifier) attachBody(r *http.Request, res *Result, payload string, s *s
 			}
 			return nil
 		}
-		var want [sha256.Size]byte
-		hex.Decode(want[:], []byte(payload)) // checked by checkPayloadHash
+		want, _ := decodeHex32(payload, true) // checked by checkPayloadHash
 		res.Body = &sha256Reader{body: r.Body, h: sha256.New(), want: want, length: r.ContentLength}
 		return nil
 	}
@@ -112,11 +103,11 @@ func (v *Verifier) attachBody(r *http.Request, res *Result, payload string, s *s
 		if s == nil {
 			return s3err.ErrAccessDenied.WithMessage("A signed aws-chunked body requires a signed request.")
 		}
-		chain = &chainSigner{key: s.key, amzDate: s.sig.amzDate, scope: s.sig.scope, seed: s.seed}
+		chain = &chainSigner{key: s.key, amzDate: s.amzDate, scope: s.scope, seed: s.seed}
 	}
 	declared := int64(-1)
-	if s := r.Header.Get("X-Amz-Decoded-Content-Length"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
+	if dl := r.Header.Get("X-Amz-Decoded-Content-Length"); dl != "" {
+		n, err := strconv.ParseInt(dl, 10, 64)
 		if err != nil || n < 0 {
 			return s3err.ErrMissingContentLength.WithMessage("x-amz-decoded-content-length must be a non-negative integer.")
 		}

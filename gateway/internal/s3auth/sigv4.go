@@ -54,21 +54,20 @@ func errMalformedQuery(detail string) error {
 	return s3err.ErrAuthorizationQueryParametersError.WithMessage(detail)
 }
 
-// parseAuthorization parses an Authorization header of the form
+// parseAuthorization parses into s an Authorization header of the form
 //
 //	AWS4-HMAC-SHA256 Credential=AK/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=<hex>
 //
-// and the request date the signature refers to.
-func parseAuthorization(authz string, h http.Header) (*signature, error) {
+// and the request time, from x-amz-date or Date.
+func parseAuthorization(s *signature, authz string, h http.Header) error {
 	scheme, rest, _ := strings.Cut(authz, " ")
 	switch scheme {
 	case algorithmV4:
 	case algorithmV4a, "AWS":
-		return nil, errUnsupportedMechanism
+		return errUnsupportedMechanism
 	default:
-		return nil, errUnsupportedAuthType
+		return errUnsupportedAuthType
 	}
-	s := &signature{}
 	var cred, signed, sigHex string
 	var haveCred, haveSigned, haveSig bool
 	for rest != "" {
@@ -81,7 +80,7 @@ func parseAuthorization(authz string, h http.Header) (*signature, error) {
 		k, v, ok := strings.Cut(part, "=")
 		switch {
 		case !ok:
-			return nil, errMalformedHeader("the authorization component " + strconv.Quote(part) + " is malformed.")
+			return errMalformedHeader("the authorization component " + strconv.Quote(part) + " is malformed.")
 		case k == "Credential" && !haveCred:
 			cred, haveCred = v, true
 		case k == "SignedHeaders" && !haveSigned:
@@ -89,19 +88,19 @@ func parseAuthorization(authz string, h http.Header) (*signature, error) {
 		case k == "Signature" && !haveSig:
 			sigHex, haveSig = v, true
 		default:
-			return nil, errMalformedHeader("the authorization component " + strconv.Quote(part) + " is malformed.")
+			return errMalformedHeader("the authorization component " + strconv.Quote(part) + " is malformed.")
 		}
 	}
 	switch {
 	case !haveCred:
-		return nil, errMalformedHeader("missing Credential.")
+		return errMalformedHeader("missing Credential.")
 	case !haveSigned || signed == "":
-		return nil, errMalformedHeader("missing SignedHeaders.")
+		return errMalformedHeader("missing SignedHeaders.")
 	case !haveSig:
-		return nil, errMalformedHeader("missing Signature.")
+		return errMalformedHeader("missing Signature.")
 	}
 	if detail := s.parseCredential(cred); detail != "" {
-		return nil, errMalformedHeader(detail)
+		return errMalformedHeader(detail)
 	}
 	s.signedHeaders = signed
 	s.sig, s.sigOK = decodeSignature(sigHex)
@@ -111,27 +110,28 @@ func parseAuthorization(authz string, h http.Header) (*signature, error) {
 	if d := h.Get("X-Amz-Date"); d != "" {
 		t, err := time.Parse(iso8601Format, d)
 		if err != nil {
-			return nil, s3err.ErrMissingDate
+			return s3err.ErrMissingDate
 		}
 		s.amzDate, s.time = d, t
 	} else if d := h.Get("Date"); d != "" {
 		t, err := http.ParseTime(d)
 		if err != nil {
-			return nil, s3err.ErrMissingDate
+			return s3err.ErrMissingDate
 		}
 		s.time = t.UTC()
 		s.amzDate = s.time.Format(iso8601Format)
 	} else {
-		return nil, s3err.ErrMissingDate
+		return s3err.ErrMissingDate
 	}
 	if s.amzDate[:8] != s.date {
-		return nil, errMalformedHeader("Invalid credential date. Date is not the same as X-Amz-Date.")
+		return errMalformedHeader("Invalid credential date. Date is not the same as X-Amz-Date.")
 	}
-	return s, nil
+	return nil
 }
 
-// parsePresigned parses the X-Amz-* query parameters of a presigned URL.
-func parsePresigned(q params) (*signature, error) {
+// parsePresigned parses into s the X-Amz-* query parameters of a
+// presigned URL.
+func parsePresigned(s *signature, q params) error {
 	alg, ok1 := q.get("X-Amz-Algorithm")
 	cred, ok2 := q.get("X-Amz-Credential")
 	sigHex, ok3 := q.get("X-Amz-Signature")
@@ -139,43 +139,43 @@ func parsePresigned(q params) (*signature, error) {
 	signed, ok5 := q.get("X-Amz-SignedHeaders")
 	expires, ok6 := q.get("X-Amz-Expires")
 	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 {
-		return nil, errMalformedQuery("Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.")
+		return errMalformedQuery("Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.")
 	}
 	switch alg {
 	case algorithmV4:
 	case algorithmV4a:
-		return nil, errUnsupportedMechanism
+		return errUnsupportedMechanism
 	default:
-		return nil, errMalformedQuery(`X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"`)
+		return errMalformedQuery(`X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"`)
 	}
-	s := &signature{presigned: true}
+	s.presigned = true
 	if detail := s.parseCredential(cred); detail != "" {
-		return nil, errMalformedQuery("Error parsing the X-Amz-Credential parameter; " + detail)
+		return errMalformedQuery("Error parsing the X-Amz-Credential parameter; " + detail)
 	}
 	t, err := time.Parse(iso8601Format, date)
 	if err != nil {
-		return nil, errMalformedQuery(`X-Amz-Date must be in the ISO8601 Long Format "yyyyMMdd'T'HHmmss'Z'"`)
+		return errMalformedQuery(`X-Amz-Date must be in the ISO8601 Long Format "yyyyMMdd'T'HHmmss'Z'"`)
 	}
 	s.amzDate, s.time = date, t
 	if date[:8] != s.date {
-		return nil, errMalformedQuery("Invalid credential date " + strconv.Quote(s.date) + ". This date is not the same as X-Amz-Date: " + strconv.Quote(date[:8]) + ".")
+		return errMalformedQuery("Invalid credential date " + strconv.Quote(s.date) + ". This date is not the same as X-Amz-Date: " + strconv.Quote(date[:8]) + ".")
 	}
 	secs, err := strconv.ParseInt(expires, 10, 64)
 	switch {
 	case err != nil:
-		return nil, errMalformedQuery("X-Amz-Expires should be a number")
+		return errMalformedQuery("X-Amz-Expires should be a number")
 	case secs < 0:
-		return nil, errMalformedQuery("X-Amz-Expires must be non-negative")
+		return errMalformedQuery("X-Amz-Expires must be non-negative")
 	case secs > int64(maxExpires/time.Second):
-		return nil, errMalformedQuery("X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds")
+		return errMalformedQuery("X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds")
 	}
 	s.expires = time.Duration(secs) * time.Second
 	if signed == "" {
-		return nil, errMalformedQuery("X-Amz-SignedHeaders must not be empty")
+		return errMalformedQuery("X-Amz-SignedHeaders must not be empty")
 	}
 	s.signedHeaders = signed
 	s.sig, s.sigOK = decodeSignature(sigHex)
-	return s, nil
+	return nil
 }
 
 // parseCredential parses "<access key>/<yyyymmdd>/<region>/s3/aws4_request"
@@ -213,27 +213,34 @@ func (s *signature) parseCredential(cred string) string {
 
 // decodeSignature decodes a signature as S3 writes it: 64 lower-case hex
 // digits.
-func decodeSignature[T string | []byte](s T) (sig [32]byte, ok bool) {
-	if len(s) != 2*len(sig) {
-		return sig, false
-	}
-	for i := range sig {
-		hi, ok1 := lowerHex(s[2*i])
-		lo, ok2 := lowerHex(s[2*i+1])
-		if !ok1 || !ok2 {
-			return sig, false
-		}
-		sig[i] = hi<<4 | lo
-	}
-	return sig, true
+func decodeSignature[T string | []byte](s T) ([32]byte, bool) {
+	return decodeHex32(s, false)
 }
 
-func lowerHex(c byte) (byte, bool) {
+// decodeHex32 decodes 64 hex digits, upper-case ones only if upper is set.
+func decodeHex32[T string | []byte](s T, upper bool) (out [32]byte, ok bool) {
+	if len(s) != 2*len(out) {
+		return out, false
+	}
+	for i := range out {
+		hi, ok1 := fromHex(s[2*i], upper)
+		lo, ok2 := fromHex(s[2*i+1], upper)
+		if !ok1 || !ok2 {
+			return out, false
+		}
+		out[i] = hi<<4 | lo
+	}
+	return out, true
+}
+
+func fromHex(c byte, upper bool) (byte, bool) {
 	switch {
 	case '0' <= c && c <= '9':
 		return c - '0', true
 	case 'a' <= c && c <= 'f':
 		return c - 'a' + 10, true
+	case upper && 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
 	}
 	return 0, false
 }
@@ -267,26 +274,56 @@ func listed(list, name string) bool {
 }
 
 // requestSignature computes the signature the client should have sent.
-func (v *Verifier) requestSignature(r *http.Request, q params, s *signature, payload string, key *[32]byte) [32]byte {
+// spacesOnly selects how header values are folded (see appendTrimmed).
+func (v *Verifier) requestSignature(r *http.Request, q params, s *signature, payload string, key *[32]byte, spacesOnly bool) [32]byte {
 	bp := v.getBuf()
-	defer v.bufs.Put(bp)
+	defer v.putBuf(bp)
 
-	buf := appendCanonicalRequest((*bp)[:0], r, q, s.signedHeaders, payload, s.presigned)
+	buf := appendCanonicalRequest((*bp)[:0], r, q, s.signedHeaders, payload, s.presigned, spacesOnly)
 	crHash := sha256.Sum256(buf)
 
-	buf = append(buf[:0], algorithmV4+"\n"...)
+	buf = append(buf[:hmacScratch], algorithmV4+"\n"...)
 	buf = append(buf, s.amzDate...)
 	buf = append(buf, '\n')
 	buf = append(buf, s.scope...)
 	buf = append(buf, '\n')
 	buf = hex.AppendEncode(buf, crHash[:])
 	*bp = buf
+	return hmacSHA256(key, buf)
+}
 
-	mac := hmac.New(sha256.New, key[:])
-	mac.Write(buf)
-	var sig [32]byte
-	mac.Sum(sig[:0])
-	return sig
+// hmacScratch is the room hmacSHA256 needs in front of its message.
+const hmacScratch = sha256.BlockSize
+
+// hmacSHA256 returns HMAC-SHA256(key, buf[hmacScratch:]), overwriting
+// buf[:hmacScratch]. Unlike crypto/hmac it allocates nothing, which matters
+// on a path every request takes.
+func hmacSHA256(key *[32]byte, buf []byte) [32]byte {
+	pad := buf[:hmacScratch]
+	for i := range pad {
+		pad[i] = 0x36
+	}
+	for i, k := range key {
+		pad[i] ^= k
+	}
+	inner := sha256.Sum256(buf)
+	var outer [sha256.BlockSize + sha256.Size]byte
+	for i := range sha256.BlockSize {
+		outer[i] = 0x5c
+	}
+	for i, k := range key {
+		outer[i] ^= k
+	}
+	copy(outer[sha256.BlockSize:], inner[:])
+	return sha256.Sum256(outer[:])
+}
+
+// putBuf returns a scratch buffer to the pool unless a huge request made
+// it too big to keep around.
+func (v *Verifier) putBuf(bp *[]byte) {
+	if cap(*bp) <= 64<<10 {
+		v.bufs.Put(bp)
+	}
 }
 
 func (v *Verifier) getBuf() *[]byte {
@@ -300,7 +337,7 @@ func (v *Verifier) getBuf() *[]byte {
 // appendCanonicalRequest appends the SigV4 canonical request:
 //
 //	METHOD \n URI \n QUERY \n name:value \n ... \n \n SIGNED-HEADERS \n PAYLOAD
-func appendCanonicalRequest(dst []byte, r *http.Request, q params, signedHeaders, payload string, presigned bool) []byte {
+func appendCanonicalRequest(dst []byte, r *http.Request, q params, signedHeaders, payload string, presigned, spacesOnly bool) []byte {
 	dst = append(dst, r.Method...)
 	dst = append(dst, '\n')
 	dst = appendCanonicalURI(dst, r.URL.Path)
@@ -312,7 +349,7 @@ func appendCanonicalRequest(dst []byte, r *http.Request, q params, signedHeaders
 		name, rest, _ = strings.Cut(rest, ";")
 		dst = append(dst, name...)
 		dst = append(dst, ':')
-		dst = appendHeaderValue(dst, r, name)
+		dst = appendHeaderValue(dst, r, name, spacesOnly)
 		dst = append(dst, '\n')
 	}
 	dst = append(dst, '\n')
@@ -352,13 +389,13 @@ func unreserved(c byte) bool {
 }
 
 // appendHeaderValue appends the canonical value of the header called name:
-// the values joined by ',', each trimmed, runs of spaces collapsed.
-func appendHeaderValue(dst []byte, r *http.Request, name string) []byte {
+// the values joined by ',', each trimmed, runs of white space collapsed.
+func appendHeaderValue(dst []byte, r *http.Request, name string, spacesOnly bool) []byte {
 	var vals []string
 	switch {
 	case strings.EqualFold(name, "host"):
 		// net/http moves Host (and HTTP/2's :authority) out of the header map.
-		return appendTrimmed(dst, r.Host)
+		return appendTrimmed(dst, r.Host, spacesOnly)
 	case strings.EqualFold(name, "transfer-encoding"):
 		// and Transfer-Encoding too.
 		vals = r.TransferEncoding
@@ -372,7 +409,7 @@ func appendHeaderValue(dst []byte, r *http.Request, name string) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendTrimmed(dst, v)
+		dst = appendTrimmed(dst, v, spacesOnly)
 	}
 	return dst
 }
@@ -398,24 +435,45 @@ func headerValues(h http.Header, name string) []string {
 	return h[string(buf[:len(name)])]
 }
 
-// appendTrimmed appends v without leading and trailing whitespace and with
-// inner runs of whitespace collapsed to one space.
-func appendTrimmed(dst []byte, v string) []byte {
-	v = strings.TrimSpace(v)
+// appendTrimmed appends v without leading and trailing white space and
+// with inner runs of it collapsed to one space.
+//
+// Signers disagree on what white space is. The AWS SDKs for Python and
+// JavaScript and minio-go fold tabs too; aws-sdk-go-v2 folds only spaces.
+// spacesOnly selects the latter; see oddSpace.
+func appendTrimmed(dst []byte, v string, spacesOnly bool) []byte {
 	space := false
+	start := len(dst)
 	for i := 0; i < len(v); i++ {
 		c := v[i]
-		if c == ' ' || c == '\t' {
+		if c == ' ' || !spacesOnly && oddSpaceByte(c) {
 			space = true
 			continue
 		}
-		if space {
+		if space && len(dst) > start {
 			dst = append(dst, ' ')
-			space = false
 		}
+		space = false
 		dst = append(dst, c)
 	}
 	return dst
+}
+
+func oddSpaceByte(c byte) bool { return c == '\t' || c == '\v' || c == '\f' }
+
+// oddSpace reports whether a signed header value contains white space
+// other than spaces, where the signers' folding rules differ.
+func oddSpace(r *http.Request, signedHeaders string) bool {
+	for rest := signedHeaders; rest != ""; {
+		var name string
+		name, rest, _ = strings.Cut(rest, ";")
+		for _, v := range headerValues(r.Header, name) {
+			if strings.ContainsAny(v, "\t\v\f") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // keyCache holds derived signing keys, which change only daily per secret
@@ -458,14 +516,14 @@ func (c *keyCache) get(secret, date, region string) *[32]byte {
 }
 
 func deriveSigningKey(secret, date, region string) *[32]byte {
-	k := hmacSHA256([]byte("AWS4"+secret), date)
-	k = hmacSHA256(k[:], region)
-	k = hmacSHA256(k[:], "s3")
-	k = hmacSHA256(k[:], "aws4_request")
+	k := hmacString([]byte("AWS4"+secret), date)
+	k = hmacString(k[:], region)
+	k = hmacString(k[:], "s3")
+	k = hmacString(k[:], "aws4_request")
 	return &k
 }
 
-func hmacSHA256(key []byte, msg string) [32]byte {
+func hmacString(key []byte, msg string) [32]byte {
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(msg))
 	var out [32]byte

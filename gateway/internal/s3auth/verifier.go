@@ -4,11 +4,13 @@
 // SHA-256 is declared in x-amz-content-sha256, and aws-chunked bodies
 // (STREAMING-*) with per-chunk signatures and trailing checksums.
 //
-// Body verification happens while the body is read. The replacement body in
-// Result reports a failure (an *s3err.Error) from the Read that reaches it,
-// at the latest from the Read that would otherwise return io.EOF. Data read
-// before that point is unverified: callers must not commit anything until
-// the body has returned io.EOF.
+// Body verification happens while the body is read: the replacement body in
+// Result returns an *s3err.Error instead of io.EOF if anything does not
+// match. Data read before that point is unverified, so callers must read
+// the body until it returns io.EOF, and commit nothing before. (Reading
+// exactly the expected length is not enough: io.ReadFull and io.CopyN drop
+// an error that arrives with the last bytes. Errors are sticky, so one more
+// Read returns it.)
 package s3auth
 
 import (
@@ -30,7 +32,8 @@ var ErrUnknownKey = errors.New("s3auth: unknown access key")
 
 // CredentialStore looks up the secret for an access key. It returns an
 // error satisfying errors.Is(err, ErrUnknownKey) if the key does not exist;
-// any other error is reported to the client as InternalError.
+// any other error is reported to the client as InternalError. Verify calls
+// it once per signed request, so it should answer from memory.
 type CredentialStore interface {
 	Secret(ctx context.Context, accessKey string) (secret string, err error)
 }
@@ -53,8 +56,8 @@ type Verifier struct {
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 
-	keys   keyCache
-	bufs   sync.Pool // *[]byte scratch for canonical requests
+	keys    keyCache
+	bufs    sync.Pool // *[]byte scratch for canonical requests
 	readers sync.Pool // *bufio.Reader for aws-chunked bodies
 }
 
@@ -73,8 +76,11 @@ type Result struct {
 	// Body, when not nil, replaces r.Body: it decodes aws-chunked framing
 	// and verifies what the signature covers (payload hash, chunk
 	// signatures, trailing checksum) as it is read, returning an
-	// *s3err.Error instead of io.EOF if anything does not match. It is nil
-	// when r.Body can be used as it is.
+	// *s3err.Error instead of io.EOF if anything does not match; read it
+	// until io.EOF before committing. Errors reading r.Body itself pass
+	// through, except that a body cut short in aws-chunked framing is
+	// IncompleteBody. Body is nil when r.Body can be used as it is.
+	// Closing it closes r.Body.
 	Body io.ReadCloser
 	// DecodedLength is the number of bytes the body yields:
 	// x-amz-decoded-content-length for aws-chunked bodies, r.ContentLength
@@ -98,10 +104,14 @@ func (res *Result) TrailerChecksumValue() string {
 	return res.chunked.trailerValue
 }
 
-// Verify authenticates r. On success the returned Result names the access
-// key and, for bodies that need decoding or verification, carries the body
-// to read instead of r.Body. Requests without any authentication succeed
-// with Result.Anonymous set. Every error is an *s3err.Error.
+// Verify authenticates r, a request received by an http.Server. On success
+// the returned Result names the access key and, for bodies that need
+// decoding or verification, carries the body to read instead of r.Body.
+// Requests without any authentication succeed with Result.Anonymous set.
+// Every error Verify returns is an *s3err.Error. It does not read the body.
+//
+// Signature Version 2 and SigV4a (AWS4-ECDSA-P256-SHA256) are refused with
+// the InvalidRequest S3 answers in regions that never had them.
 //
 // Verify must see the request as the client sent it: call it before
 // anything rewrites r.URL or r.Host.
@@ -115,7 +125,7 @@ func (v *Verifier) Verify(r *http.Request) (*Result, error) {
 	presigned := q.has("X-Amz-Algorithm") || q.has("X-Amz-Credential") || q.has("X-Amz-Signature")
 	presignedV2 := q.has("AWSAccessKeyId")
 
-	var sig *signature
+	sig := &signature{}
 	switch {
 	case hasAuthz && (presigned || presignedV2):
 		return nil, errTwoMechanisms
@@ -123,9 +133,9 @@ func (v *Verifier) Verify(r *http.Request) (*Result, error) {
 		if len(authz) != 1 {
 			return nil, errMalformedHeader("more than one Authorization header.")
 		}
-		sig, err = parseAuthorization(authz[0], r.Header)
+		err = parseAuthorization(sig, authz[0], r.Header)
 	case presigned:
-		sig, err = parsePresigned(q)
+		err = parsePresigned(sig, q)
 	case presignedV2:
 		return nil, errUnsupportedMechanism
 	default:
@@ -150,9 +160,14 @@ func (v *Verifier) Verify(r *http.Request) (*Result, error) {
 		return nil, err
 	}
 	key := v.keys.get(secret, sig.date, sig.region)
-	want := v.requestSignature(r, q, sig, payload, key)
+	want := v.requestSignature(r, q, sig, payload, key, false)
 	if !sig.matches(want) {
-		return nil, s3err.ErrSignatureDoesNotMatch
+		if !oddSpace(r, sig.signedHeaders) {
+			return nil, s3err.ErrSignatureDoesNotMatch
+		}
+		if want = v.requestSignature(r, q, sig, payload, key, true); !sig.matches(want) {
+			return nil, s3err.ErrSignatureDoesNotMatch
+		}
 	}
 
 	res := &Result{
@@ -160,7 +175,7 @@ func (v *Verifier) Verify(r *http.Request) (*Result, error) {
 		Presigned: sig.presigned,
 		Region:    sig.region,
 	}
-	if err := v.attachBody(r, res, payload, &signer{sig, key, want}); err != nil {
+	if err := v.attachBody(r, res, payload, &signer{sig.amzDate, sig.scope, key, want}); err != nil {
 		return nil, err
 	}
 	return res, nil

@@ -202,3 +202,20 @@ func TestFromHeader(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkReader(b *testing.B) {
+	data := bytes.Repeat([]byte{0xa5}, 8<<20)
+	buf := make([]byte, 1<<20)
+	for a := CRC32; a <= MD5; a++ {
+		b.Run(a.String(), func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			src := bytes.NewReader(data)
+			for b.Loop() {
+				src.Reset(data)
+				r, _ := NewReader(src, a, "")
+				io.CopyBuffer(io.Discard, struct{ io.Reader }{r}, buf)
+			}
+		})
+	}
+}
