@@ -185,7 +185,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, id string) {
 	if n < 0 {
 		n = size - off
 	}
-	if off > size || n < 0 || off+n > size {
+	if off > size || n < 0 || n > size-off {
 		s.serveError(w, r, fmt.Errorf("%w: offset %d length %d outside shard %s of %d bytes", errRange, off, n, id, size))
 		return
 	}

@@ -990,6 +990,7 @@ func TestHTTPErrors(t *testing.T) {
 		{"GET", "/v1/shards/" + id + "?offset=x", 400},
 		{"GET", "/v1/shards/" + id + "?length=-2", 400},
 		{"GET", "/v1/shards/" + id + "?offset=6", 416},
+		{"GET", "/v1/shards/" + id + "?offset=1&length=9223372036854775807", 416},
 		{"GET", "/v1/shards/" + newShardID(), 404},
 		{"DELETE", "/v1/shards/bad", 400},
 		{"GET", "/v1/shards/" + id + "?offset=1&length=3", 200},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,9 +95,11 @@ type netReader struct {
 	src []byte
 }
 
-func newNetReader(n int64) *netReader {
-	return &netReader{n: n, src: randBytes(rand.New(rand.NewPCG(5, 5)), 64<<10)}
-}
+var netSource = sync.OnceValue(func() []byte {
+	return randBytes(rand.New(rand.NewPCG(5, 5)), 64<<10)
+})
+
+func newNetReader(n int64) *netReader { return &netReader{n: n, src: netSource()} }
 
 func (r *netReader) Read(p []byte) (int, error) {
 	if r.n == 0 {

@@ -28,8 +28,9 @@ type ShardOpener func(ctx context.Context, idx int, off, n int64) (io.ReadCloser
 type ReaderOptions struct {
 	// OnBadShard, if set, is called once for every shard that failed:
 	// could not be opened, returned an error, ended early or timed out.
-	// It runs in the goroutine calling Read, WriteTo or Rebuild and
-	// should return quickly (queue a repair, do not perform it).
+	// It runs in the goroutine calling Read, WriteTo or Rebuild, must not
+	// call back into the Reader, and should return quickly (queue a
+	// repair, do not perform it).
 	OnBadShard func(idx int, err error)
 	// ShardTimeout is how long a shard may deliver nothing, while it is
 	// being read, before it counts as failed and the data is
@@ -623,12 +624,17 @@ func (c *shardConn) read(q fetchReq) error {
 
 // fill reads len(p) bytes from the stream.
 func (c *shardConn) fill(p []byte) (int, error) {
-	n := 0
+	n, empty := 0, 0
 	for n < len(p) {
 		m, err := c.rc.Read(p[n:])
 		n += m
 		if m > 0 {
 			c.progress()
+			empty = 0
+		} else if err == nil {
+			if empty++; empty == 100 {
+				err = io.ErrNoProgress // a broken stream; do not spin on it
+			}
 		}
 		if err != nil {
 			if n == len(p) && err == io.EOF {

@@ -130,10 +130,11 @@ const (
 	faultStallOpen           // open blocks until ctx is done
 	faultHang                // open blocks, ignoring ctx, until the store is closed
 	faultReopen              // the first open is fine; later ones fail after at bytes
+	faultNoProgress          // reads return 0, nil from shard offset at on
 )
 
 func (k faultKind) String() string {
-	return [...]string{"none", "open", "readErr", "short", "stall", "stallOpen", "hang", "reopen"}[k]
+	return [...]string{"none", "open", "readErr", "short", "stall", "stallOpen", "hang", "reopen", "noProgress"}[k]
 }
 
 type fault struct {
@@ -248,10 +249,12 @@ func (r *shardStream) Read(p []byte) (int, error) {
 	n := min(len(p), len(r.data), 1+r.s.rng.IntN(9000))
 	r.s.mu.Unlock()
 	switch r.f.kind {
-	case faultReadErr, faultShort, faultStall:
+	case faultReadErr, faultShort, faultStall, faultNoProgress:
 		if r.pos >= r.f.at {
 			r.s.trigger(r.idx)
 			switch r.f.kind {
+			case faultNoProgress:
+				return 0, nil
 			case faultReadErr:
 				return 0, fmt.Errorf("shard %d: checksum mismatch at %d", r.idx, r.pos)
 			case faultShort:

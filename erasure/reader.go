@@ -17,7 +17,9 @@ import (
 // bytes are returned only once all of them are in hand, so a failure never
 // leaves wrong bytes behind.
 //
-// A Reader is not safe for concurrent use. It must be closed.
+// A Reader is not safe for concurrent use. It must be closed, which stops
+// its shard goroutines; Close does not wait for a stream stuck in a Read
+// that ignores its context.
 type Reader struct {
 	f      *fetcher // nil for an empty range
 	st     *stripeState

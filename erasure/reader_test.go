@@ -239,7 +239,7 @@ func TestDegradedReads(t *testing.T) {
 	total := l.K + l.M
 	for a := 0; a < total; a++ {
 		for b := a + 1; b < total; b++ {
-			for _, kind := range []faultKind{faultOpen, faultReadErr, faultShort} {
+			for _, kind := range []faultKind{faultOpen, faultReadErr, faultShort, faultNoProgress} {
 				// Mid-stream faults hit at different depths for a and b,
 				// so the second failure comes while already degraded.
 				faults := map[int]fault{

@@ -36,7 +36,8 @@ type stripe struct {
 // writer does not hold up the others until it is several stripes behind.
 // A shard writer must unblock by itself when the upload it feeds is
 // abandoned (an io.Pipe whose reader is closed does). A Writer is not safe
-// for concurrent use.
+// for concurrent use, and it must be closed, even after an error: Close
+// stops its shard goroutines.
 type Writer struct {
 	l       Layout
 	enc     reedsolomon.Encoder

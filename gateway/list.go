@@ -192,14 +192,14 @@ func (g *Gateway) listObjectsV2(q *request) error {
 	}
 	count := len(page.Objects) + len(page.CommonPrefixes)
 	res := listBucketResult{
-		Name:              q.bucket,
-		Prefix:            p.enc(p.prefix),
+		Name:   q.bucket,
+		Prefix: p.enc(p.prefix),
 
-		KeyCount:          &count,
-		MaxKeys:           p.max,
-		Delimiter:         p.enc(p.delimiter),
-		EncodingType:      p.encodingType(),
-		IsTruncated:       page.Truncated,
+		KeyCount:     &count,
+		MaxKeys:      p.max,
+		Delimiter:    p.enc(p.delimiter),
+		EncodingType: p.encodingType(),
+		IsTruncated:  page.Truncated,
 	}
 	if q.hasParam("continuation-token") {
 		res.ContinuationToken = &token

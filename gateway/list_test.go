@@ -85,6 +85,11 @@ func TestListObjects(t *testing.T) {
 	if len(out.Contents) != 0 || *out.IsTruncated {
 		t.Errorf("max-keys 0: %d keys, truncated %v", len(out.Contents), *out.IsTruncated)
 	}
+	out, err = c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &b, ContinuationToken: aws.String(""), StartAfter: aws.String("zz")})
+	must(t, err)
+	if out.ContinuationToken == nil || *out.ContinuationToken != "" || *out.StartAfter != "zz" || len(out.Contents) != 1 {
+		t.Errorf("empty continuation token: token %v, start-after %v, %d keys", out.ContinuationToken, out.StartAfter, len(out.Contents))
+	}
 	_, err = c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &b, ContinuationToken: aws.String("!!!")})
 	wantCode(t, err, "InvalidArgument")
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,7 +129,7 @@ func TestMultipartUpload(t *testing.T) {
 		off += len(p)
 	}
 	_, err = c.GetObject(ctx, &s3.GetObjectInput{Bucket: &b, Key: &key, PartNumber: aws.Int32(4)})
-	wantCode(t, err, "InvalidPartNumber")
+	wantCode(t, err, "InvalidPart")
 
 	// The upload is gone.
 	_, err = c.ListParts(ctx, &s3.ListPartsInput{Bucket: &b, Key: &key, UploadId: &id})
@@ -152,6 +153,22 @@ func TestMultipartErrors(t *testing.T) {
 	_, err = c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &b, Key: &key, UploadId: &id, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}})
 	wantCode(t, err, "EntityTooSmall")
 	wantAbsent(t, c, b, key)
+
+	// A single-part upload is still a multipart object.
+	one := "one-part"
+	up1, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &b, Key: &one})
+	must(t, err)
+	_, err = c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &b, Key: &one, UploadId: up1.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: uploadParts(t, c, b, one, *up1.UploadId, []byte("tiny"))}})
+	must(t, err)
+	ho, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b, Key: &one, PartNumber: aws.Int32(1)})
+	must(t, err)
+	if ho.PartsCount == nil || *ho.PartsCount != 1 || !strings.HasSuffix(*ho.ETag, `-1"`) || *ho.ContentLength != 4 {
+		t.Errorf("single-part upload: parts count %v, ETag %s", ho.PartsCount, *ho.ETag)
+	}
+	_, err = c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &b, Key: aws.String("never-started"), UploadId: aws.String("bogus"),
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: done}})
+	wantCode(t, err, "NoSuchUpload")
 
 	// An empty part list is malformed.
 	req := rawRequest(t, "POST", env.httpURL+"/"+b+"/"+key+"?uploadId="+id, []byte("<CompleteMultipartUpload></CompleteMultipartUpload>"), nil, rootKey, rootSecret, time.Now())

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
@@ -235,6 +236,9 @@ func TestConditionalRequests(t *testing.T) {
 	if got := getBytes(t, c, b, *key); string(got) != "version 1" {
 		t.Fatalf("failed conditional PUT changed the object to %q", got)
 	}
+	_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: aws.String("absent"), Body: strings.NewReader("x"), IfMatch: aws.String("*")})
+	wantCode(t, err, "NoSuchKey")
+	wantAbsent(t, c, b, "absent")
 	_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: key, Body: strings.NewReader("version 2"), IfMatch: &etag})
 	must(t, err)
 	_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: aws.String("new"), Body: strings.NewReader("x"), IfNoneMatch: aws.String("*")})
@@ -278,8 +282,27 @@ func TestPutVerification(t *testing.T) {
 		wantAbsent(t, c, b, key)
 	}
 
+	// An empty Content-MD5 is not a digest; a body of unknown length is
+	// refused as S3 does.
+	req := rawRequest(t, "PUT", env.httpURL+"/"+b+"/empty-md5", []byte("x"), http.Header{"Content-Md5": {""}}, rootKey, rootSecret, time.Now())
+	resp, body := do(t, req)
+	wantRawError(t, resp, body, http.StatusBadRequest, "InvalidDigest")
+	req = mustRequest(t, "PUT", env.httpURL+"/"+b+"/no-length", io.NopCloser(strings.NewReader("x")))
+	req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+	must(t, v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: rootKey, SecretAccessKey: rootSecret}, req, "UNSIGNED-PAYLOAD", "s3", region, time.Now()))
+	resp, body = do(t, req)
+	wantRawError(t, resp, body, http.StatusLengthRequired, "MissingContentLength")
+	wantAbsent(t, c, b, "empty-md5")
+	wantAbsent(t, c, b, "no-length")
+
+	_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: aws.String("owned"), Body: strings.NewReader("x"), ExpectedBucketOwner: aws.String("someone-else")})
+	wantCode(t, err, "AccessDenied")
+	wantAbsent(t, c, b, "owned")
+	_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: aws.String("owned"), Body: strings.NewReader("x"), ExpectedBucketOwner: aws.String(rootKey)})
+	must(t, err)
+
 	long := strings.Repeat("k", 1025)
-	_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: &long, Body: strings.NewReader("x")})
+	_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: &long, Body: strings.NewReader("x")})
 	wantCode(t, err, "KeyTooLongError")
 	_, err = c.GetObject(ctx, &s3.GetObjectInput{Bucket: &b, Key: &long})
 	wantCode(t, err, "KeyTooLongError")
@@ -292,7 +315,7 @@ func TestPutVerification(t *testing.T) {
 	wantCode(t, err, "NoSuchKey")
 
 	got := keys(t, c, b)
-	if len(got) != 3 {
+	if len(got) != 4 {
 		t.Errorf("keys after failed PUTs: %d (%q...)", len(got), got[0][:min(20, len(got[0]))])
 	}
 }

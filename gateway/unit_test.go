@@ -132,7 +132,7 @@ func TestPartRange(t *testing.T) {
 			t.Errorf("part %s: %d+%d of %d, %v", pn, off, n, count, err)
 		}
 	}
-	if _, _, _, err := partRange(obj, "4"); !errors.Is(err, s3err.ErrInvalidPartNumber) {
+	if _, _, _, err := partRange(obj, "4"); !errors.Is(err, s3err.ErrInvalidPart) {
 		t.Errorf("part 4: %v", err)
 	}
 	if _, _, _, err := partRange(obj, "0"); !errors.Is(err, s3err.ErrInvalidArgument) {
@@ -142,7 +142,7 @@ func TestPartRange(t *testing.T) {
 	if off, n, _, err := partRange(single, "1"); err != nil || off != 0 || n != 7 {
 		t.Errorf("single part: %d+%d %v", off, n, err)
 	}
-	if _, _, _, err := partRange(single, "2"); !errors.Is(err, s3err.ErrInvalidPartNumber) {
+	if _, _, _, err := partRange(single, "2"); !errors.Is(err, s3err.ErrInvalidPart) {
 		t.Errorf("single part 2: %v", err)
 	}
 }

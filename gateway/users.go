@@ -188,7 +188,10 @@ func (c *ownerCache) forget(bucket string) {
 // guarding against writing into a bucket that was deleted and recreated by
 // someone else.
 func (g *Gateway) authorize(q *request, bucket string) error {
-	expected := q.r.Header.Get("X-Amz-Expected-Bucket-Owner")
+	expected := ""
+	if bucket == q.bucket {
+		expected = q.r.Header.Get("X-Amz-Expected-Bucket-Owner")
+	}
 	if expected == "" && (q.user.root || slices.Contains(q.user.buckets, bucket)) {
 		return nil
 	}

@@ -66,7 +66,9 @@ func ExampleVerifier_Verify() {
 			fail(err) // SignatureDoesNotMatch, BadDigest, IncompleteBody...
 			return
 		}
-		// Verified: commit, and remember the checksum to return it later.
+		// Verified: commit, with the Content-Encoding the client meant for
+		// the object, and remember the checksum to return it later.
+		_ = s3auth.ContentEncoding(r.Header)
 		switch {
 		case res.TrailerChecksum != s3checksum.None:
 			w.Header().Set(res.TrailerChecksum.Header(), res.TrailerChecksumValue())

@@ -2,7 +2,6 @@ package s3auth
 
 import (
 	"context"
-	"crypto/md5"
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
@@ -39,6 +38,7 @@ func testCreds() memCreds { return memCreds{testAccessKey: testSecret} }
 
 // outcome is what the fake S3 saw of one request.
 type outcome struct {
+	proto   int // HTTP major version
 	method  string
 	mode    string // x-amz-content-sha256 as received
 	headers http.Header
@@ -92,7 +92,7 @@ func (f *fakeS3) last(t *testing.T) outcome {
 }
 
 func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	o := outcome{method: r.Method, mode: r.Header.Get("X-Amz-Content-Sha256"), headers: r.Header.Clone()}
+	o := outcome{proto: r.ProtoMajor, method: r.Method, mode: r.Header.Get("X-Amz-Content-Sha256"), headers: r.Header.Clone()}
 	fail := func(err error) {
 		o.err = err
 		f.record(o)
@@ -231,8 +231,3 @@ func wantCode(t *testing.T, what string, err error, code string) {
 
 // fixedNow returns a clock stuck at t.
 func fixedNow(t time.Time) func() time.Time { return func() time.Time { return t } }
-
-func md5hex(b []byte) string {
-	s := md5.Sum(b)
-	return hex.EncodeToString(s[:])
-}

@@ -207,3 +207,20 @@ func (s *sha256Reader) Read(p []byte) (int, error) {
 }
 
 func (s *sha256Reader) Close() error { return s.body.Close() }
+
+// ContentEncoding returns the Content-Encoding to store with an uploaded
+// object: the request's, without the aws-chunked coding, which describes
+// only how the body travelled. Storing it would make the object unreadable
+// to clients that honour it.
+func ContentEncoding(h http.Header) string {
+	vals := h.Values("Content-Encoding")
+	var kept []string
+	for _, v := range vals {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "aws-chunked") {
+				kept = append(kept, c)
+			}
+		}
+	}
+	return strings.Join(kept, ",")
+}

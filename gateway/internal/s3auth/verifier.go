@@ -111,7 +111,9 @@ func (res *Result) TrailerChecksumValue() string {
 // Every error Verify returns is an *s3err.Error. It does not read the body.
 //
 // Signature Version 2 and SigV4a (AWS4-ECDSA-P256-SHA256) are refused with
-// the InvalidRequest S3 answers in regions that never had them.
+// InvalidRequest "The authorization mechanism you have provided is not
+// supported. Please use AWS4-HMAC-SHA256.", which is how S3 answers V2 in
+// the regions that never had it, and which clients recognise.
 //
 // Verify must see the request as the client sent it: call it before
 // anything rewrites r.URL or r.Host.

@@ -21,7 +21,6 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/talusfs/talus/gateway/internal/s3checksum"
-	"github.com/talusfs/talus/gateway/internal/s3err"
 )
 
 var testCredentials = aws.Credentials{AccessKeyID: testAccessKey, SecretAccessKey: testSecret}
@@ -576,8 +575,6 @@ func md5sum(b []byte) []byte {
 	return s[:]
 }
 
-var _ = s3err.ErrAccessDenied
-
 func TestHMACMatchesCryptoHMAC(t *testing.T) {
 	key := deriveSigningKey("secret", "20260101", "us-east-1")
 	for _, n := range []int{0, 1, 55, 56, 63, 64, 65, 200, 1000} {
@@ -649,4 +646,23 @@ func TestQueryOrderOnTheWire(t *testing.T) {
 	r.URL.RawQuery = raw
 	send(t, r)
 	wantCode(t, "unsorted query", f.last(t).err, "")
+}
+
+func TestContentEncoding(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"aws-chunked"}, ""},
+		{[]string{"aws-chunked,gzip"}, "gzip"},
+		{[]string{"gzip, AWS-Chunked ,br"}, "gzip,br"},
+		{[]string{"aws-chunked", "gzip"}, "gzip"},
+		{[]string{"identity"}, "identity"},
+	} {
+		h := http.Header{"Content-Encoding": tc.in}
+		if got := ContentEncoding(h); got != tc.want {
+			t.Errorf("ContentEncoding(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
 }

@@ -24,12 +24,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/talusfs/talus/client"
 	"github.com/talusfs/talus/gateway"
 	"github.com/talusfs/talus/internal/dev"
+	"github.com/talusfs/talus/meta/metaapi"
 )
 
 func main() {
@@ -46,6 +48,8 @@ func run() error {
 	verbose := flag.Bool("v", false, "log gateway requests that fail")
 	metaAddr := flag.String("meta", "", "serve only a gateway, for the cluster whose metadata server is here")
 	metaPort := flag.Int("meta-port", 0, "port of the dev cluster's metadata server (0: any)")
+	var users userFlag
+	flag.Var(&users, "user", "create an S3 user ACCESS:SECRET besides root; repeatable")
 	flag.Parse()
 	key, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
 	if key == "" || secret == "" {
@@ -84,6 +88,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	for _, u := range users {
+		err := cl.Meta().PutUser(ctx, metaapi.User{AccessKey: u[0], SecretKey: u[1], Created: time.Now()})
+		if err != nil && !errors.Is(err, metaapi.ErrUserExists) {
+			return fmt.Errorf("create user %s: %w", u[0], err)
+		}
+	}
 	gw, err := gateway.New(gateway.Config{Client: cl, RootAccessKey: key, RootSecretKey: secret, Domain: *domain, Logger: log})
 	if err != nil {
 		return err
@@ -104,5 +114,19 @@ func run() error {
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	return nil
+}
+
+// userFlag collects -user ACCESS:SECRET pairs.
+type userFlag [][2]string
+
+func (u *userFlag) String() string { return fmt.Sprint(len(*u), " users") }
+
+func (u *userFlag) Set(v string) error {
+	key, secret, ok := strings.Cut(v, ":")
+	if !ok || key == "" || secret == "" {
+		return errors.New("want ACCESS:SECRET")
+	}
+	*u = append(*u, [2]string{key, secret})
 	return nil
 }
