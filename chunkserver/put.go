@@ -78,7 +78,7 @@ func (s *Server) putShard(ctx context.Context, id string, size int64, body io.Re
 // renames it into place.
 func (s *Server) writeShard(ctx context.Context, d *disk, id string, size int64, body io.Reader, want func() (uint32, bool, error)) (err error) {
 	tmp := d.tmp + "/" + id + "." + strconv.FormatUint(s.tmpSeq.Add(1), 36)
-	tf := tempFile{direct: oDirect != 0 && !s.noDirect && !d.noDirect.Load()}
+	tf := tempFile{direct: oDirect != 0 && size >= s.directMin && !s.noDirect && !d.noDirect.Load()}
 	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
 	if tf.direct {
 		tf.f, err = os.OpenFile(tmp, flags|oDirect, 0o644)

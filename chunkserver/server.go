@@ -47,6 +47,7 @@ type Config struct {
 	ioSize      int                         // I/O buffer size; 0 = defaultIOSize
 	skipDirSync bool                        // fdatasync the file but not the directory
 	noDirect    bool                        // write shards through the page cache
+	directMin   int64                       // smallest shard written with O_DIRECT; 0 = defaultDirectMin
 	writeFault  func(diskPath string) error // error to inject before each data write
 }
 
@@ -63,6 +64,12 @@ const (
 	// the footer and, for shards up to 64 MiB, the whole checksum table.
 	tailSize = 4<<10 + footerSize
 
+	// defaultDirectMin is the smallest shard written with O_DIRECT.
+	// Below it direct I/O saves no CPU (creating the file dominates) and
+	// would keep freshly written shards out of the page cache; from 1 MiB
+	// on it saves CPU and time, from 16 MiB about half (BenchmarkPutDirect).
+	defaultDirectMin = 1 << 20
+
 	numStripes = 256
 )
 
@@ -78,6 +85,7 @@ type Server struct {
 	noSync       bool
 	skipDirSync  bool
 	noDirect     bool
+	directMin    int64
 	writeFault   func(string) error
 	blockSize    int64
 	blockOp      uint32 // crcShift(blockSize)
@@ -119,6 +127,7 @@ func New(cfg Config) (*Server, error) {
 		noSync:       cfg.NoSync,
 		skipDirSync:  cfg.skipDirSync,
 		noDirect:     cfg.noDirect,
+		directMin:    cfg.directMin,
 		writeFault:   cfg.writeFault,
 		blockSize:    cfg.blockSize,
 		ioSize:       cfg.ioSize,
@@ -137,6 +146,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.ioSize == 0 {
 		s.ioSize = defaultIOSize
+	}
+	if s.directMin == 0 {
+		s.directMin = defaultDirectMin
 	}
 	s.ioSize = max(1, s.ioSize/int(s.blockSize)) * int(s.blockSize)
 	s.blockOp = crcShift(s.blockSize)

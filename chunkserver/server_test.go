@@ -140,7 +140,8 @@ func (ts *testServer) status(t testing.TB) Status {
 
 func TestRoundTrip(t *testing.T) {
 	t.Parallel()
-	t.Run("direct", func(t *testing.T) { testRoundTrip(t, Config{}) })
+	t.Run("default", func(t *testing.T) { testRoundTrip(t, Config{}) })
+	t.Run("direct", func(t *testing.T) { testRoundTrip(t, Config{directMin: 1}) })
 	t.Run("buffered", func(t *testing.T) { testRoundTrip(t, Config{noDirect: true}) })
 }
 

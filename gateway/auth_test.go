@@ -1,12 +1,14 @@
 package gateway_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -292,4 +294,25 @@ func TestErrorDocuments(t *testing.T) {
 	if bytes.Contains(body, []byte("127.0.0.1")) {
 		t.Errorf("error leaks an address: %s", body)
 	}
+}
+
+// TestExpectContinueRefused checks that a refused upload is answered without
+// asking for its body: clients that wait for "100 Continue" never send it.
+func TestExpectContinueRefused(t *testing.T) {
+	c := newS3(t, rootKey, rootSecret)
+	b := newBucket(t, c)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(env.httpURL, "http://"))
+	must(t, err)
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "PUT /%s/obj HTTP/1.1\r\nHost: x\r\nContent-Length: 123\r\nExpect: 100-continue\r\n\r\n", b)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer before the body was sent: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("anonymous PUT with Expect: 100-continue answered %d, want 403", resp.StatusCode)
+	}
+	wantAbsent(t, c, b, "obj")
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/talusfs/talus/gateway/internal/s3err"
@@ -49,6 +50,8 @@ type listAllMyBucketsResult struct {
 	Buckets struct {
 		Bucket []bucketXML
 	}
+	ContinuationToken string `xml:",omitempty"`
+	Prefix            string `xml:",omitempty"`
 }
 
 type bucketXML struct {
@@ -57,20 +60,41 @@ type bucketXML struct {
 	BucketRegion string `xml:",omitempty"`
 }
 
+// maxListBuckets is the most buckets one ListBuckets answer holds when the
+// client pages with max-buckets.
+const maxListBuckets = 10000
+
 // listBuckets lists the buckets the caller owns or was given; root sees
-// its own and those without an owner (created outside S3).
+// its own and those without an owner (created outside S3). Clients may page
+// with max-buckets and continuation-token, and filter by prefix.
 func (g *Gateway) listBuckets(q *request) error {
+	limit, err := intParam(q, "max-buckets", maxListBuckets)
+	if err != nil || limit < 1 || limit > maxListBuckets {
+		return s3err.ErrInvalidArgument.WithMessage("max-buckets must be an integer between 1 and 10000")
+	}
+	after := ""
+	if tok := q.param("continuation-token"); tok != "" {
+		if after, err = decodeToken(tok); err != nil {
+			return err
+		}
+	}
+	prefix := q.param("prefix")
 	bs, err := g.meta.Buckets(q.ctx())
 	if err != nil {
 		return err
 	}
-	res := listAllMyBucketsResult{Owner: ownerOf(q.user.accessKey)}
-	res.Buckets.Bucket = make([]bucketXML, 0, len(bs))
+	res := listAllMyBucketsResult{Owner: ownerOf(q.user.accessKey), Prefix: prefix}
+	res.Buckets.Bucket = make([]bucketXML, 0, min(len(bs), limit))
 	for _, b := range bs {
 		visible := b.Owner == q.user.accessKey || slices.Contains(q.user.buckets, b.Name) || (q.user.root && b.Owner == "")
-		if visible {
-			res.Buckets.Bucket = append(res.Buckets.Bucket, bucketXML{Name: b.Name, CreationDate: s3Time(b.Created)})
+		if !visible || b.Name <= after || !strings.HasPrefix(b.Name, prefix) {
+			continue
 		}
+		if len(res.Buckets.Bucket) == limit {
+			res.ContinuationToken = encodeToken(res.Buckets.Bucket[limit-1].Name)
+			break
+		}
+		res.Buckets.Bucket = append(res.Buckets.Bucket, bucketXML{Name: b.Name, CreationDate: s3Time(b.Created), BucketRegion: g.cfg.Region})
 	}
 	return writeXML(q, http.StatusOK, &res)
 }

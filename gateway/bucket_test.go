@@ -49,6 +49,34 @@ func TestBucketLifecycle(t *testing.T) {
 		t.Fatalf("ListBuckets: bucket found %v, owner %+v", found, list.Owner)
 	}
 
+	// Paged.
+	var paged []string
+	in := &s3.ListBucketsInput{MaxBuckets: aws.Int32(2)}
+	for i := 0; ; i++ {
+		page, err := c.ListBuckets(ctx, in)
+		must(t, err)
+		if len(page.Buckets) > 2 {
+			t.Fatalf("page of %d buckets", len(page.Buckets))
+		}
+		for _, b := range page.Buckets {
+			paged = append(paged, *b.Name)
+		}
+		if page.ContinuationToken == nil {
+			break
+		}
+		in.ContinuationToken = page.ContinuationToken
+		if i > 100 {
+			t.Fatal("bucket listing does not end")
+		}
+	}
+	var all []string
+	for _, b := range list.Buckets {
+		all = append(all, *b.Name)
+	}
+	if !slices.Equal(paged, all) {
+		t.Errorf("paged bucket list %q, unpaged %q", paged, all)
+	}
+
 	putBytes(t, c, name, "k", []byte("x"))
 	_, err = c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(name)})
 	wantCode(t, err, "BucketNotEmpty")

@@ -49,18 +49,22 @@
 // # Limits
 //
 // Object keys are at most 1024 bytes (KeyTooLongError), user metadata at
-// most 2 KiB (MetadataTooLarge), the request header section at most 8 KiB
+// most 2 KiB (MetadataTooLarge), the request's header fields at most 8 KiB
 // (RequestHeaderSectionTooLarge: the server's own MaxHeaderBytes should be
-// larger so that the gateway, not net/http, refuses oversized headers), a
-// single PUT or part at most 5 GiB, and XML request bodies at most a few
-// MiB.
+// larger, so that the gateway and not net/http refuses oversized headers,
+// with S3's error XML), a single PUT or part at most 5 GiB (a body sent
+// without Content-Length is streamed and cut off there), and XML request
+// bodies at most a few MiB.
 //
 // # Not implemented
 //
 // Versioning, ACLs beyond the owner's implicit FULL_CONTROL, bucket
 // policies, lifecycle, CORS, website hosting, tagging, object lock,
-// server-side encryption, POST (browser form) uploads and SigV2 get
-// NotImplemented. A few read-only subresources answer as S3 does for a
-// bucket without that configuration (GET ?versioning, ?acl, ?policy, ...),
-// because many tools ask for them and give up on NotImplemented.
+// server-side encryption, GetObjectAttributes, POST (browser form) uploads
+// and object-level checksums of multipart uploads (COMPOSITE and
+// FULL_OBJECT; each part's checksum is verified and kept) get
+// NotImplemented or are simply absent. A few read-only subresources answer
+// as S3 does for a bucket without that configuration (GET ?versioning,
+// ?acl, ?policy, ?tagging, ...), because many tools ask for them and give
+// up on NotImplemented. Only Signature Version 4 is accepted.
 package gateway

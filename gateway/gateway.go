@@ -105,6 +105,7 @@ type request struct {
 	id     string
 	bucket string
 	key    string
+	vhost  bool // the bucket was named in the Host
 	user   *identity
 	auth   *s3auth.Result
 	op     string
@@ -172,14 +173,20 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var ok bool
-	if q.bucket, q.key, ok = g.resolve(r); !ok {
+	if q.bucket, q.key, q.vhost, ok = g.resolve(r); !ok {
 		g.fail(q, s3err.ErrInvalidURI)
 		return
 	}
 	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 		// Tag failures to read from the client, so they are not blamed
-		// on the cluster.
-		r.Body = &clientBody{rc: r.Body}
+		// on the cluster. The wrapper goes on a copy of the request:
+		// net/http looks at the original's Body after the handler to
+		// decide whether it may skip the body of a refused
+		// "Expect: 100-continue" request, which it must never read.
+		rc := *r
+		rc.Body = &clientBody{rc: r.Body}
+		r = &rc
+		q.r = r
 	}
 	res, err := g.verifier.Verify(r)
 	if err != nil {
@@ -226,9 +233,10 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 var serverHeader = []string{"talus"}
 
-// headerBytes approximates the size of r's header section as sent.
+// headerBytes approximates the size of r's header fields as sent. The
+// request line does not count: presigned URLs put their signature there.
 func headerBytes(r *http.Request) int {
-	n := len(r.Method) + len(r.RequestURI) + len(r.Host) + 16
+	n := len(r.Host) + 8
 	for k, vs := range r.Header {
 		for _, v := range vs {
 			n += len(k) + len(v) + 4
@@ -239,13 +247,13 @@ func headerBytes(r *http.Request) int {
 
 // resolve finds the bucket and key a request addresses, virtual-host style
 // if its Host is a subdomain of Config.Domain, path style otherwise.
-func (g *Gateway) resolve(r *http.Request) (bucket, key string, ok bool) {
+func (g *Gateway) resolve(r *http.Request) (bucket, key string, vhost, ok bool) {
 	path := r.URL.Path
 	if path == "" {
 		path = "/"
 	}
 	if path[0] != '/' {
-		return "", "", false
+		return "", "", false, false
 	}
 	if d := g.cfg.Domain; d != "" {
 		host := r.Host
@@ -253,11 +261,11 @@ func (g *Gateway) resolve(r *http.Request) (bucket, key string, ok bool) {
 			host = host[:i]
 		}
 		if len(host) > len(d)+1 && host[len(host)-len(d)-1] == '.' && strings.EqualFold(host[len(host)-len(d):], d) {
-			return strings.ToLower(host[:len(host)-len(d)-1]), path[1:], true
+			return strings.ToLower(host[:len(host)-len(d)-1]), path[1:], true, true
 		}
 	}
 	bucket, key, _ = strings.Cut(path[1:], "/")
-	return bucket, key, true
+	return bucket, key, false, true
 }
 
 func (g *Gateway) newRequestID() string {

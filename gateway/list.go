@@ -150,8 +150,10 @@ func (g *Gateway) listObjectsV1(q *request) error {
 	}
 	encMarker := p.enc(marker)
 	res := listBucketResult{
-		Name:         q.bucket,
-		Prefix:       p.enc(p.prefix),
+		Name: q.bucket,
+		// Unlike v2, v1 sends the prefix as it is even with
+		// encoding-type=url (and SDKs decode accordingly).
+		Prefix:       p.prefix,
 		Marker:       &encMarker,
 		MaxKeys:      p.max,
 		Delimiter:    p.enc(p.delimiter),

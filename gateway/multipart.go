@@ -1,7 +1,10 @@
 package gateway
 
 import (
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/xml"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -72,11 +75,11 @@ func (g *Gateway) uploadPart(q *request) error {
 	if err := g.authorize(q, q.bucket); err != nil {
 		return err
 	}
-	size, err := putSize(q)
+	body, meta, sum, err := verifiedBody(q, nil)
 	if err != nil {
 		return err
 	}
-	body, meta, sum, err := verifiedBody(q, nil)
+	body, size, err := putBody(q, body)
 	if err != nil {
 		return err
 	}
@@ -193,18 +196,32 @@ func (g *Gateway) completeMultipartUpload(q *request) error {
 	if len(req.Parts) == 0 {
 		return s3err.ErrMalformedXML.WithMessage("You must specify at least one part.")
 	}
-	parts := make([]metaapi.CompletePart, len(req.Parts))
+	parts := make([]metaapi.CompletePart, 0, len(req.Parts))
 	for i, p := range req.Parts {
-		if i > 0 && p.PartNumber <= req.Parts[i-1].PartNumber {
-			return s3err.ErrInvalidPartOrder
-		}
 		if p.PartNumber < 1 || p.PartNumber > metaapi.MaxPartNumber {
 			return s3err.ErrInvalidPart
 		}
-		parts[i] = metaapi.CompletePart{Number: p.PartNumber, ETag: unquoteETag(p.ETag)}
+		part := metaapi.CompletePart{Number: p.PartNumber, ETag: unquoteETag(p.ETag)}
+		switch {
+		case i > 0 && p.PartNumber < req.Parts[i-1].PartNumber:
+			return s3err.ErrInvalidPartOrder
+		case i > 0 && p.PartNumber == req.Parts[i-1].PartNumber:
+			// A part uploaded twice, listed twice: the later upload
+			// is the one that counts, as in RGW.
+			parts[len(parts)-1] = part
+		default:
+			parts = append(parts, part)
+		}
 	}
 	cond := metaapi.Preconditions{IfMatch: q.r.Header.Get("If-Match"), IfNoneMatch: q.r.Header.Get("If-None-Match")}
 	obj, err := g.c.CompleteMultipart(q.ctx(), q.bucket, q.key, q.param("uploadId"), parts, cond)
+	if errors.Is(err, metaapi.ErrNoSuchUpload) {
+		// A retried completion whose first attempt succeeded (its answer
+		// lost, say) finds the upload gone but the object it made.
+		if cur, herr := g.c.Head(q.ctx(), q.bucket, q.key); herr == nil && cur.ETag == multipartETag(parts) {
+			obj, err = cur, nil
+		}
+	}
 	if err != nil {
 		return g.condError(q, cond, err)
 	}
@@ -216,13 +233,35 @@ func (g *Gateway) completeMultipartUpload(q *request) error {
 	})
 }
 
+// multipartETag is the ETag S3 gives the object assembled from parts: the
+// MD5 of their binary MD5s, then "-" and their count. It is "" if a part's
+// ETag is not an MD5.
+func multipartETag(parts []metaapi.CompletePart) string {
+	h := md5.New()
+	var sum [md5.Size]byte
+	for _, p := range parts {
+		if len(p.ETag) != 2*md5.Size {
+			return ""
+		}
+		if _, err := hex.Decode(sum[:], []byte(p.ETag)); err != nil {
+			return ""
+		}
+		h.Write(sum[:])
+	}
+	return hex.EncodeToString(h.Sum(nil)) + "-" + strconv.Itoa(len(parts))
+}
+
 // location is the URL of q's object.
 func (g *Gateway) location(q *request) string {
 	scheme := "http"
 	if q.r.TLS != nil {
 		scheme = "https"
 	}
-	u := url.URL{Scheme: scheme, Host: q.r.Host, Path: "/" + q.bucket + "/" + q.key}
+	path := "/" + q.bucket + "/" + q.key
+	if q.vhost {
+		path = "/" + q.key
+	}
+	u := url.URL{Scheme: scheme, Host: q.r.Host, Path: path}
 	return u.String()
 }
 

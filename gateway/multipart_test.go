@@ -111,6 +111,14 @@ func TestMultipartUpload(t *testing.T) {
 		t.Errorf("HEAD of multipart object: %+v", head)
 	}
 
+	// Completing again succeeds while the object is the one it made.
+	again, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &b, Key: &key, UploadId: &id,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: done}})
+	must(t, err)
+	if *again.ETag != wantETag {
+		t.Errorf("repeated completion: ETag %s", *again.ETag)
+	}
+
 	// GET by part number.
 	off := 0
 	for i, p := range parts {
@@ -276,4 +284,51 @@ func TestAbandonedUploadSweep(t *testing.T) {
 	}
 	_, err = c.ListParts(ctx, &s3.ListPartsInput{Bucket: &b, Key: &key, UploadId: create.UploadId})
 	wantCode(t, err, "NoSuchUpload")
+}
+
+func TestListMultipartUploadsPaging(t *testing.T) {
+	ctx := context.Background()
+	c := newS3(t, rootKey, rootSecret)
+	b := newBucket(t, c)
+	want := map[string]bool{}
+	for _, k := range []string{"a", "b", "b", "dir/c", "dir/d", "e"} {
+		up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &b, Key: aws.String(k)})
+		must(t, err)
+		want[k+" "+*up.UploadId] = true
+	}
+	got := map[string]bool{}
+	in := &s3.ListMultipartUploadsInput{Bucket: &b, MaxUploads: aws.Int32(1)}
+	for pages := 0; ; pages++ {
+		out, err := c.ListMultipartUploads(ctx, in)
+		must(t, err)
+		if len(out.Uploads) > 1 {
+			t.Fatalf("page of %d uploads", len(out.Uploads))
+		}
+		for _, u := range out.Uploads {
+			if got[*u.Key+" "+*u.UploadId] {
+				t.Fatalf("upload %s %s listed twice", *u.Key, *u.UploadId)
+			}
+			got[*u.Key+" "+*u.UploadId] = true
+		}
+		if !*out.IsTruncated {
+			break
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+		if pages > 10 {
+			t.Fatal("upload listing does not end")
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("paged through %d uploads, want %d", len(got), len(want))
+	}
+	out, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &b, Prefix: aws.String("dir/")})
+	must(t, err)
+	if len(out.Uploads) != 2 || *out.Prefix != "dir/" {
+		t.Errorf("prefix dir/: %+v", out.Uploads)
+	}
+	out, err = c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &b, Delimiter: aws.String("/"), KeyMarker: aws.String("b")})
+	must(t, err)
+	if len(out.Uploads) != 1 || *out.Uploads[0].Key != "e" || len(out.CommonPrefixes) != 1 || *out.CommonPrefixes[0].Prefix != "dir/" {
+		t.Errorf("after b with delimiter: uploads %+v prefixes %+v", out.Uploads, out.CommonPrefixes)
+	}
 }

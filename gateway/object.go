@@ -123,11 +123,11 @@ func (g *Gateway) putObject(q *request) error {
 	if err != nil {
 		return err
 	}
-	size, err := putSize(q)
+	body, meta, sum, err := verifiedBody(q, meta)
 	if err != nil {
 		return err
 	}
-	body, meta, sum, err := verifiedBody(q, meta)
+	body, size, err := putBody(q, body)
 	if err != nil {
 		return err
 	}
@@ -150,16 +150,39 @@ func (g *Gateway) putObject(q *request) error {
 	return nil
 }
 
-// putSize is the length of the body of a PUT, which S3 requires up front.
-func putSize(q *request) (int64, error) {
+// putBody returns the body of a PUT and its length, -1 if the client
+// streams it without saying (Transfer-Encoding: chunked). Either way it may
+// not exceed S3's limit for one PUT.
+func putBody(q *request, body io.Reader) (io.Reader, int64, error) {
 	size := q.bodyLength()
 	switch {
-	case size < 0:
-		return 0, s3err.ErrMissingContentLength
 	case size > maxPutSize:
+		return nil, 0, s3err.ErrEntityTooLarge
+	case size < 0:
+		return &capReader{r: body, left: maxPutSize}, -1, nil
+	}
+	return body, size, nil
+}
+
+// capReader fails a body that goes on past left bytes.
+type capReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
 		return 0, s3err.ErrEntityTooLarge
 	}
-	return size, nil
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		return n, s3err.ErrEntityTooLarge
+	}
+	return n, err
 }
 
 // condError refines a failed conditional write: If-Match on a key that

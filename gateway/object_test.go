@@ -282,8 +282,8 @@ func TestPutVerification(t *testing.T) {
 		wantAbsent(t, c, b, key)
 	}
 
-	// An empty Content-MD5 is not a digest; a body of unknown length is
-	// refused as S3 does.
+	// An empty Content-MD5 is not a digest. A body of unknown length
+	// (Transfer-Encoding: chunked) is streamed like any other.
 	req := rawRequest(t, "PUT", env.httpURL+"/"+b+"/empty-md5", []byte("x"), http.Header{"Content-Md5": {""}}, rootKey, rootSecret, time.Now())
 	resp, body := do(t, req)
 	wantRawError(t, resp, body, http.StatusBadRequest, "InvalidDigest")
@@ -291,9 +291,13 @@ func TestPutVerification(t *testing.T) {
 	req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
 	must(t, v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: rootKey, SecretAccessKey: rootSecret}, req, "UNSIGNED-PAYLOAD", "s3", region, time.Now()))
 	resp, body = do(t, req)
-	wantRawError(t, resp, body, http.StatusLengthRequired, "MissingContentLength")
+	if resp.StatusCode != 200 {
+		t.Errorf("PUT without Content-Length: %d %s", resp.StatusCode, body)
+	}
+	if got := getBytes(t, c, b, "no-length"); string(got) != "x" {
+		t.Errorf("PUT without Content-Length stored %q", got)
+	}
 	wantAbsent(t, c, b, "empty-md5")
-	wantAbsent(t, c, b, "no-length")
 
 	_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: aws.String("owned"), Body: strings.NewReader("x"), ExpectedBucketOwner: aws.String("someone-else")})
 	wantCode(t, err, "AccessDenied")
@@ -315,7 +319,7 @@ func TestPutVerification(t *testing.T) {
 	wantCode(t, err, "NoSuchKey")
 
 	got := keys(t, c, b)
-	if len(got) != 4 {
+	if len(got) != 5 {
 		t.Errorf("keys after failed PUTs: %d (%q...)", len(got), got[0][:min(20, len(got[0]))])
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -202,5 +203,49 @@ func TestStreamingMemory(t *testing.T) {
 	t.Logf("client heap in use, peak: PUT %d MiB, GET %d MiB", putPeak>>20, getPeak>>20)
 	if putPeak > 64<<20 || getPeak > 64<<20 {
 		t.Fatalf("streaming 1 GiB held more than 64 MiB of client heap: PUT %d MiB, GET %d MiB", putPeak>>20, getPeak>>20)
+	}
+}
+
+func TestAdminCommands(t *testing.T) {
+	bin := buildTalus(t)
+	p := startDev(t, bin)
+	run := func(args ...string) (string, string, error) {
+		cmd := exec.Command(bin, append([]string{"admin"}, args...)...)
+		cmd.Env = append(os.Environ(), "TALUS_SECRET="+string(p.secret), "TALUS_META="+p.meta)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		return out.String(), errb.String(), err
+	}
+	out, _, err := run("user", "add", "alice", "--secret-key", "alicesecret1234", "--bucket", "shared")
+	if err != nil || !strings.Contains(out, "alicesecret1234") {
+		t.Fatalf("user add: %v %q", err, out)
+	}
+	_, stderr, err := run("user", "add", "alice", "--secret-key", "x")
+	if err == nil || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, "already exists") {
+		t.Fatalf("duplicate user add: err %v, stderr %q; want a one-line error and a non-zero exit", err, stderr)
+	}
+	out, _, err = run("user", "list", "--json")
+	var users []metaapi.User
+	if err != nil || json.Unmarshal([]byte(out), &users) != nil || len(users) != 1 || users[0].AccessKey != "alice" || users[0].SecretKey != "" {
+		t.Fatalf("user list --json: %v %q", err, out)
+	}
+	if _, _, err := run("bucket", "create", "adminmade"); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = run("bucket", "list")
+	if err != nil || !strings.Contains(out, "adminmade") {
+		t.Fatalf("bucket list: %v %q", err, out)
+	}
+	_, stderr, err = run("bucket", "create", "Bad_Name")
+	if err == nil || !strings.Contains(stderr, "invalid name") {
+		t.Fatalf("bad bucket name: %v %q", err, stderr)
+	}
+	if _, _, err := run("user", "remove", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, err = run("user", "frobnicate")
+	if err == nil || stderr == "" {
+		t.Fatalf("unknown command: %v %q", err, stderr)
 	}
 }

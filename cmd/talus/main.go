@@ -27,6 +27,7 @@ func commands() []command {
 		{"meta", "run a metadata server", runMeta},
 		{"chunk", "run a chunk server", runChunk},
 		{"gateway", "run an S3 gateway", runGateway},
+		{"admin", "administer a cluster: users, buckets", runAdmin},
 	}
 }
 
