@@ -13,9 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/talusfs/talus/chunkserver"
 	"github.com/talusfs/talus/client"
 	"github.com/talusfs/talus/erasure"
 	"github.com/talusfs/talus/internal/dev"
@@ -453,4 +455,43 @@ func sortedCopy(s []string) []string {
 		}
 	}
 	return s
+}
+
+// TestFullDisk fills one server, then all of them: a full server costs a
+// write one shard (reported for repair), and a cluster with no room refuses
+// the write with a clear error and no object left behind.
+func TestFullDisk(t *testing.T) {
+	full := map[int]bool{0: true}
+	var mu sync.Mutex
+	_, cl := startCluster(t, dev.Options{ChunkConfig: func(i int, cfg *chunkserver.Config) {
+		mu.Lock()
+		defer mu.Unlock()
+		if full[i] {
+			cfg.DiskLimits = []int64{64 << 10}
+		}
+	}})
+	mustBucket(t, cl, "full")
+	ctx := context.Background()
+	data := randBytes(5, 4<<20)
+	for i := range 6 {
+		// Every placement that includes server 0 loses that shard.
+		put(t, cl, "full", fmt.Sprintf("one-full-%d", i), data)
+		mustGet(t, cl, "full", fmt.Sprintf("one-full-%d", i), data)
+	}
+
+	c2, cl2 := startCluster(t, dev.Options{ChunkConfig: func(i int, cfg *chunkserver.Config) {
+		cfg.DiskLimits = []int64{64 << 10}
+	}})
+	_ = c2
+	mustBucket(t, cl2, "full")
+	_, err := cl2.Put(ctx, "full", "nospace", bytes.NewReader(data), int64(len(data)), client.PutOptions{})
+	if !errors.Is(err, chunkserver.ErrInsufficientStorage) {
+		t.Fatalf("put into a full cluster: got %v, want ErrInsufficientStorage", err)
+	}
+	t.Logf("full cluster: %v", err)
+	if _, err := cl2.Head(ctx, "full", "nospace"); !errors.Is(err, metaapi.ErrNoSuchKey) {
+		t.Fatalf("failed put left an object: %v", err)
+	}
+	// Small objects live in the metadata store and still fit.
+	put(t, cl2, "full", "tiny", []byte("still fits"))
 }

@@ -41,5 +41,5 @@
 // lost shards from K survivors for background repair.
 //
 // BlockSize is fixed when a segment is written and must be recorded with it.
-// DefaultBlockSize (256 KiB) makes a 4+2 stripe 1 MiB of data.
+// With DefaultBlockSize (64 KiB) a 4+2 stripe holds 256 KiB of data.
 package erasure

@@ -122,15 +122,15 @@ func referenceShards(t testing.TB, l erasure.Layout, data []byte) [][]byte {
 type faultKind int
 
 const (
-	faultNone      faultKind = iota
-	faultOpen                // open fails
-	faultReadErr             // reads fail from shard offset at on
-	faultShort               // the stream ends early at shard offset at
-	faultStall               // reads block (until ctx is done) from shard offset at
-	faultStallOpen           // open blocks until ctx is done
-	faultHang                // open blocks, ignoring ctx, until the store is closed
-	faultReopen              // the first open is fine; later ones fail after at bytes
-	faultNoProgress          // reads return 0, nil from shard offset at on
+	faultNone       faultKind = iota
+	faultOpen                 // open fails
+	faultReadErr              // reads fail from shard offset at on
+	faultShort                // the stream ends early at shard offset at
+	faultStall                // reads block (until ctx is done) from shard offset at
+	faultStallOpen            // open blocks until ctx is done
+	faultHang                 // open blocks, ignoring ctx, until the store is closed
+	faultReopen               // the first open is fine; later ones fail after at bytes
+	faultNoProgress           // reads return 0, nil from shard offset at on
 )
 
 func (k faultKind) String() string {

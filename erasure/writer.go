@@ -18,8 +18,9 @@ type WriterOptions struct {
 }
 
 // A stripe is a Writer's buffer for one stripe: K data blocks followed by M
-// parity blocks in one contiguous allocation, recycled through a pool per
-// Layout.
+// parity blocks in one contiguous allocation. It goes back to the Writer's
+// free list when every shard lane is done with it, and to the Layout's pool
+// when the Writer closes.
 type stripe struct {
 	batch
 	mem  []byte

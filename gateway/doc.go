@@ -28,7 +28,8 @@
 // multipart uploads). Everything else lives in metaapi.Object.Meta under
 // lower-case header names:
 //
-//	x-amz-meta-<name>        user metadata; <name> lower-cased, value as sent.
+//	x-amz-meta-<name>        user metadata; <name> lower-cased, value as sent
+//	                         (bytes that are not UTF-8 are read as ISO-8859-1).
 //	                         s3fs, goofys and rclone keep POSIX attributes
 //	                         here (x-amz-meta-mode, -uid, -gid, -mtime).
 //	cache-control            stored headers, returned on GET and HEAD

@@ -5,10 +5,12 @@ import (
 	"encoding/xml"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/talusfs/talus/gateway/internal/s3checksum"
 	"github.com/talusfs/talus/gateway/internal/s3err"
@@ -42,8 +44,6 @@ var storageClasses = []string{
 	"GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "OUTPOSTS", "EXPRESS_ONEZONE", "SNOW",
 }
 
-var errNotImplementedHeader = s3err.ErrNotImplemented
-
 // objectAttrs reads the attributes a request gives a new object (PUT, copy
 // with REPLACE, multipart creation): its Content-Type and the Meta map
 // described in the package documentation. It refuses headers asking for
@@ -65,6 +65,11 @@ func objectAttrs(h http.Header) (ctype string, meta map[string]string, err error
 		if len(vs) > 1 {
 			v = strings.Join(vs, ",")
 		}
+		if !utf8.ValidString(v) {
+			// HTTP header octets beyond ASCII are ISO-8859-1 (Python
+			// clients send them so); the metadata store keeps UTF-8.
+			v = latin1ToUTF8(v)
+		}
 		meta[strings.ToLower(k)] = v
 		userBytes += len(k) - len(userMetaPrefix) + len(v)
 	}
@@ -85,7 +90,7 @@ func objectAttrs(h http.Header) (ctype string, meta map[string]string, err error
 		meta[sh.key] = v
 	}
 	if sc := h.Get("X-Amz-Storage-Class"); sc != "" {
-		if !contains(storageClasses, sc) {
+		if !slices.Contains(storageClasses, sc) {
 			return "", nil, s3err.ErrInvalidStorageClass
 		}
 		if sc != storageStandard {
@@ -98,13 +103,12 @@ func objectAttrs(h http.Header) (ctype string, meta map[string]string, err error
 	return ctype, meta, nil
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
+func latin1ToUTF8(s string) string {
+	b := make([]byte, 0, 2*len(s))
+	for i := 0; i < len(s); i++ {
+		b = utf8.AppendRune(b, rune(s[i]))
 	}
-	return false
+	return string(b)
 }
 
 // unsupportedHeaders refuses requests for server-side encryption, object
@@ -126,7 +130,7 @@ func unsupportedHeaders(h http.Header) error {
 		"X-Amz-Grant-Full-Control",
 	} {
 		if h.Get(name) != "" {
-			return errNotImplementedHeader.WithMessage("A header you provided implies functionality that is not implemented: " + name)
+			return s3err.ErrNotImplemented.WithMessage("A header you provided implies functionality that is not implemented: " + name)
 		}
 	}
 	return checkCannedACL(h.Get("X-Amz-Acl"))
@@ -241,10 +245,6 @@ func readConditions(h http.Header, prefix string) conditions {
 		}
 	}
 	return c
-}
-
-func (c conditions) any() bool {
-	return c.ifMatch != "" || c.ifNoneMatch != "" || c.hasModified || c.hasUnmodified
 }
 
 // evaluate applies the preconditions to an object in RFC 7232's order:

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/talusfs/talus/gateway/internal/s3checksum"
 	"github.com/talusfs/talus/gateway/internal/s3err"
@@ -435,9 +434,4 @@ func (g *Gateway) listMultipartUploads(q *request) error {
 		res.CommonPrefixes = append(res.CommonPrefixes, prefixXML{Prefix: p.enc(cp)})
 	}
 	return writeXML(q, http.StatusOK, &res)
-}
-
-// sweepInterval is how often Run looks for abandoned uploads.
-func sweepInterval(expiry time.Duration) time.Duration {
-	return min(max(expiry/4, 100*time.Millisecond), time.Hour)
 }

@@ -34,6 +34,11 @@ func (g *Gateway) Run(ctx context.Context) {
 	}
 }
 
+// sweepInterval is how often Run looks for abandoned uploads.
+func sweepInterval(expiry time.Duration) time.Duration {
+	return min(max(expiry/4, 100*time.Millisecond), time.Hour)
+}
+
 // sweepUploads aborts every upload initiated before cutoff and reports how
 // many it aborted.
 func (g *Gateway) sweepUploads(ctx context.Context, cutoff time.Time) (int, error) {

@@ -100,11 +100,12 @@ func TestObjectAttrs(t *testing.T) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Amz-Storage-Class", "STANDARD")
 	h.Set("Authorization", "ignored")
+	h.Set("X-Amz-Meta-Latin", "caf\xe9")
 	ct, meta, err := objectAttrs(h)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"x-amz-meta-mode": "0644", "x-amz-meta-multi": "a,b", "content-encoding": "gzip", "cache-control": "no-store"}
+	want := map[string]string{"x-amz-meta-latin": "café", "x-amz-meta-mode": "0644", "x-amz-meta-multi": "a,b", "content-encoding": "gzip", "cache-control": "no-store"}
 	if ct != "text/plain" || len(meta) != len(want) {
 		t.Fatalf("got %q %v, want %v", ct, meta, want)
 	}
