@@ -52,17 +52,25 @@ func (s *Server) pickDisk(fileSize int64) (*disk, error) {
 }
 
 // putShard stores size bytes read from body as shard id and returns the
-// disk it went to. want is called after body has returned io.EOF and
-// returns the CRC32C the whole body must have, if the sender supplied one.
-// Nothing is kept unless everything succeeds.
+// disk it went to. A size of unknownSize means the body ends where body
+// returns io.EOF; want must then supply the CRC32C. want is called after
+// body has returned io.EOF and returns the CRC32C the whole body must
+// have, if the sender supplied one. Nothing is kept unless everything
+// succeeds.
 func (s *Server) putShard(ctx context.Context, id string, size int64, body io.Reader, want func() (uint32, bool, error)) (*disk, error) {
 	if !ValidShardID(id) {
 		return nil, fmt.Errorf("%w: invalid shard id %q", ErrBadRequest, id)
 	}
-	if size < 0 || size > s.maxShardSize {
+	if size < unknownSize || size > s.maxShardSize {
 		return nil, fmt.Errorf("%w: shard size %d out of range [0, %d]", ErrBadRequest, size, s.maxShardSize)
 	}
-	fsize := fileSize(size, s.blockSize)
+	// A shard of unknown size may grow to the largest we accept; holding
+	// room for that is what keeps concurrent writes from overfilling a
+	// disk they all looked at first.
+	fsize := fileSize(s.maxShardSize, s.blockSize)
+	if size >= 0 {
+		fsize = fileSize(size, s.blockSize)
+	}
 	d, err := s.pickDisk(fsize)
 	if err != nil {
 		return nil, err
@@ -74,19 +82,26 @@ func (s *Server) putShard(ctx context.Context, id string, size int64, body io.Re
 	return d, nil
 }
 
+// unknownSize is the shard size of a PUT whose body ends where its
+// chunked encoding does.
+const unknownSize = -1
+
 // writeShard writes the shard to a temp file on d, makes it durable and
 // renames it into place.
 func (s *Server) writeShard(ctx context.Context, d *disk, id string, size int64, body io.Reader, want func() (uint32, bool, error)) (err error) {
 	tmp := d.tmp + "/" + id + "." + strconv.FormatUint(s.tmpSeq.Add(1), 36)
-	tf := tempFile{direct: oDirect != 0 && size >= s.directMin && !s.noDirect && !d.noDirect.Load()}
+	canDirect := oDirect != 0 && !s.noDirect && !d.noDirect.Load()
+	tf := tempFile{direct: canDirect && size >= s.directMin}
+	// A body of unknown length starts buffered, like a small shard, and
+	// turns to direct I/O once it has proved large.
+	lateDirect := canDirect && size == unknownSize
 	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
 	if tf.direct {
 		tf.f, err = os.OpenFile(tmp, flags|oDirect, 0o644)
 		if errors.Is(err, syscall.EINVAL) {
 			// The filesystem does not do direct I/O (tmpfs, some FUSE).
-			d.noDirect.Store(true)
+			s.noDirectOn(d)
 			tf.direct = false
-			s.log.Info("disk does not support direct I/O; using buffered writes", "disk", d.path)
 		}
 	}
 	if !tf.direct {
@@ -109,17 +124,39 @@ func (s *Server) writeShard(ctx context.Context, d *disk, id string, size int64,
 	defer s.putState(st)
 	buf, table := st.buf, st.table[:0]
 	bs := int(s.blockSize)
-	var whole uint32 // CRC32C of all data so far
+	var whole uint32   // CRC32C of all data so far
+	var dataLen int64  // bytes of data so far
 	tailDone := false
-	for remaining := size; remaining > 0; {
+	// Every piece but the last fills buf, so the file offset stays
+	// aligned for direct I/O and block boundaries fall on piece
+	// boundaries. With an unknown size the last piece is the one that
+	// meets EOF, possibly empty.
+	for last := size == 0; !last; {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n := int(min(remaining, int64(len(buf))))
-		if _, err := io.ReadFull(body, buf[:n]); err != nil {
-			return fmt.Errorf("%w: read body: %v (shard size %d)", ErrBadRequest, err, size)
+		var n int
+		if size >= 0 {
+			n = int(min(size-dataLen, int64(len(buf))))
+			if _, err := io.ReadFull(body, buf[:n]); err != nil {
+				return fmt.Errorf("%w: read body: %v (shard size %d)", ErrBadRequest, err, size)
+			}
+			last = dataLen+int64(n) == size
+		} else {
+			var rerr error
+			n, rerr = io.ReadFull(body, buf)
+			switch rerr {
+			case nil:
+			case io.EOF, io.ErrUnexpectedEOF:
+				last = true
+			default:
+				return fmt.Errorf("%w: read body: %v (after %d bytes)", ErrBadRequest, rerr, dataLen)
+			}
+			if dataLen+int64(n) > s.maxShardSize {
+				return fmt.Errorf("%w: body longer than the largest shard, %d bytes", ErrBadRequest, s.maxShardSize)
+			}
 		}
-		remaining -= int64(n)
+		dataLen += int64(n)
 		for off := 0; off < n; off += bs {
 			blk := buf[off:min(off+bs, n)]
 			c := crc32.Checksum(blk, castagnoli)
@@ -133,9 +170,15 @@ func (s *Server) writeShard(ctx context.Context, d *disk, id string, size int64,
 		out := buf[:n]
 		// For small shards the table and footer go out in the same
 		// write as the data.
-		if remaining == 0 && n+len(table)+footerSize <= cap(buf) {
-			out = appendFooter(append(out, table...), footer{size, s.blockSize, int64(len(table) / 4)})
+		if last && n+len(table)+footerSize <= cap(buf) {
+			out = appendFooter(append(out, table...), footer{dataLen, s.blockSize, int64(len(table) / 4)})
 			tailDone = true
+		}
+		if lateDirect && dataLen >= s.directMin {
+			lateDirect = false
+			if err := s.setDirect(d, &tf); err != nil {
+				return err
+			}
 		}
 		if err := s.write(d, &tf, out, true); err != nil {
 			return err
@@ -143,24 +186,30 @@ func (s *Server) writeShard(ctx context.Context, d *disk, id string, size int64,
 	}
 	st.table = table[:0] // keep any growth for the next request
 
-	// The body must end exactly here; only then are the trailers in.
-	var extra [1]byte
-	if n, err := io.ReadFull(body, extra[:]); n > 0 {
-		return fmt.Errorf("%w: body longer than shard size %d", ErrBadRequest, size)
-	} else if err != io.EOF {
-		return fmt.Errorf("%w: read body: %v", ErrBadRequest, err)
+	if size >= 0 {
+		// The body must end exactly here; only then are the trailers in.
+		var extra [1]byte
+		if n, err := io.ReadFull(body, extra[:]); n > 0 {
+			return fmt.Errorf("%w: body longer than shard size %d", ErrBadRequest, size)
+		} else if err != io.EOF {
+			return fmt.Errorf("%w: read body: %v", ErrBadRequest, err)
+		}
 	}
+	var c uint32
+	ok := false
 	if want != nil {
-		c, ok, err := want()
-		if err != nil {
+		if c, ok, err = want(); err != nil {
 			return err
 		}
-		if ok && c != whole {
-			return fmt.Errorf("%w: crc32c mismatch: body has %08x, sender says %08x", ErrBadRequest, whole, c)
-		}
+	}
+	if ok && c != whole {
+		return fmt.Errorf("%w: crc32c mismatch: body has %08x, sender says %08x", ErrBadRequest, whole, c)
+	}
+	if !ok && size == unknownSize {
+		return fmt.Errorf("%w: no %s for a body of unknown length", ErrBadRequest, HeaderCRC32C)
 	}
 	if !tailDone {
-		tail := appendFooter(table, footer{size, s.blockSize, int64(len(table) / 4)})
+		tail := appendFooter(table, footer{dataLen, s.blockSize, int64(len(table) / 4)})
 		st.table = tail[:0]
 		if err := s.write(d, &tf, tail, false); err != nil {
 			return err
@@ -176,7 +225,7 @@ func (s *Server) writeShard(ctx context.Context, d *disk, id string, size int64,
 	if err != nil {
 		return s.diskError(d, "close", err)
 	}
-	return s.commit(d, id, tmp, fileSize(size, s.blockSize))
+	return s.commit(d, id, tmp, fileSize(dataLen, s.blockSize))
 }
 
 // A tempFile is a shard being written, with direct I/O while the writes
@@ -215,7 +264,7 @@ func (s *Server) write(d *disk, tf *tempFile, p []byte, fromBuf bool) error {
 		if len(p) == 0 {
 			return nil
 		}
-		if err := clearDirect(tf.f); err != nil {
+		if err := setDirect(tf.f, false); err != nil {
 			return s.diskError(d, "fcntl", err)
 		}
 		tf.direct = false
@@ -224,6 +273,27 @@ func (s *Server) write(d *disk, tf *tempFile, p []byte, fromBuf bool) error {
 		return s.diskError(d, "write", err)
 	}
 	return nil
+}
+
+// setDirect switches a buffered temp file on d to direct I/O. The file
+// offset must be aligned. A filesystem that refuses is written buffered
+// from then on, as when it refuses to open a file for direct I/O.
+func (s *Server) setDirect(d *disk, tf *tempFile) error {
+	err := setDirect(tf.f, true)
+	switch {
+	case err == nil:
+		tf.direct = true
+	case errors.Is(err, syscall.EINVAL):
+		s.noDirectOn(d)
+	default:
+		return s.diskError(d, "fcntl", err)
+	}
+	return nil
+}
+
+func (s *Server) noDirectOn(d *disk) {
+	d.noDirect.Store(true)
+	s.log.Info("disk does not support direct I/O; using buffered writes", "disk", d.path)
 }
 
 // diskError turns an I/O error on d into ErrInsufficientStorage if the

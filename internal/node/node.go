@@ -22,6 +22,8 @@ import (
 
 // service is an HTTP server with its background goroutines.
 type service struct {
+	ln     net.Listener
+	log    *slog.Logger
 	addr   string
 	srv    *http.Server
 	cancel context.CancelFunc
@@ -30,28 +32,34 @@ type service struct {
 	err    error
 }
 
-func serve(ctx context.Context, listen string, h http.Handler, maxHeader int, log *slog.Logger, bg ...func(context.Context)) (*service, error) {
-	ln, err := net.Listen("tcp", listen)
+// listen binds the service's address; start serves on it. They are apart so
+// that a role can know its own address before its background work starts.
+func listen(addr string, maxHeader int, log *slog.Logger) (*service, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", listen, err)
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	s := &service{
-		addr:   ln.Addr().String(),
-		cancel: cancel,
+	return &service{
+		ln:   ln,
+		addr: ln.Addr().String(),
+		log:  log,
 		srv: &http.Server{
-			Handler:           h,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    maxHeader,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		},
-	}
+	}, nil
+}
+
+func (s *service) start(ctx context.Context, h http.Handler, bg ...func(context.Context)) {
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.srv.Handler = h
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("serve", "addr", s.addr, "err", err)
+		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("serve", "addr", s.addr, "err", err)
 		}
 	}()
 	for _, fn := range bg {
@@ -61,6 +69,14 @@ func serve(ctx context.Context, listen string, h http.Handler, maxHeader int, lo
 			fn(ctx)
 		}()
 	}
+}
+
+func serve(ctx context.Context, addr string, h http.Handler, maxHeader int, log *slog.Logger, bg ...func(context.Context)) (*service, error) {
+	s, err := listen(addr, maxHeader, log)
+	if err != nil {
+		return nil, err
+	}
+	s.start(ctx, h, bg...)
 	return s, nil
 }
 
@@ -156,7 +172,12 @@ func StartChunk(ctx context.Context, opts ChunkOptions, cfg chunkserver.Config) 
 		cs.Close()
 		return nil, err
 	}
-	c := &Chunk{Server: cs}
+	svc, err := listen(opts.Listen, 64<<10, cfg.Logger)
+	if err != nil {
+		cs.Close()
+		return nil, err
+	}
+	c := &Chunk{service: svc, Server: cs}
 	beat := func(ctx context.Context) {
 		t := time.NewTicker(opts.Heartbeat)
 		defer t.Stop()
@@ -171,12 +192,7 @@ func StartChunk(ctx context.Context, opts ChunkOptions, cfg chunkserver.Config) 
 			}
 		}
 	}
-	svc, err := serve(ctx, opts.Listen, cs.Handler(), 64<<10, cfg.Logger, beat)
-	if err != nil {
-		cs.Close()
-		return nil, err
-	}
-	c.service = svc
+	svc.start(ctx, cs.Handler(), beat)
 	return c, nil
 }
 
