@@ -1,7 +1,7 @@
 # The test command in README.md is `make test`; CI runs exactly that.
 GO ?= go
 
-.PHONY: test vet build bench setup
+.PHONY: test vet build bench test-s3
 
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/talus ./cmd/talus
@@ -16,6 +16,12 @@ vet:
 test: vet
 	$(GO) test -race -short -count=1 -timeout 10m ./...
 	$(GO) test -count=1 -timeout 10m ./...
+	$(MAKE) test-s3
+
+# Real S3 clients (the aws CLI and boto3, both preinstalled on our machines)
+# against a fresh `talus dev`.
+test-s3:
+	test/s3/run.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./erasure/ ./placement/ ./chunkserver/

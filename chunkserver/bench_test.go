@@ -129,6 +129,36 @@ func BenchmarkGetParallel(b *testing.B) {
 	}
 }
 
+// BenchmarkPutUnknownSize stores shards whose size the client does not
+// give (Client.Put with size -1), from a reader that hides its length, next
+// to the same with the size given.
+func BenchmarkPutUnknownSize(b *testing.B) {
+	for _, s := range benchSizes {
+		for _, size := range []string{"known", "unknown"} {
+			b.Run(s.name+"/"+size, func(b *testing.B) {
+				ts := benchServer(b, Config{})
+				data := randomBytes(s.n)
+				n := int64(s.n)
+				if size == "unknown" {
+					n = -1
+				}
+				ctx := context.Background()
+				r := bytes.NewReader(data)
+				body := struct{ io.Reader }{r}
+				b.SetBytes(int64(s.n))
+				b.ReportAllocs()
+				defer reportCPU(b, cpuTime())
+				for b.Loop() {
+					r.Reset(data)
+					if _, err := ts.c.Put(ctx, ts.addr, newShardID(), n, body); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
 // BenchmarkPutSync prices durability: "full" is the default (fdatasync
 // the file, then fsync the directory after the rename), "file" skips the
 // directory fsync (unsafe: the rename may be lost), "none" is NoSync.

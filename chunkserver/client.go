@@ -73,14 +73,19 @@ func (c *Client) newRequest(ctx context.Context, method, url string) (*http.Requ
 // sending its CRC32C as a trailer so the server rejects anything that got
 // damaged on the way. Put does not close body, and does not return before
 // it has stopped reading it.
+//
+// A negative size means the length is unknown: the shard is whatever body
+// yields before io.EOF, up to the server's largest shard size. The server
+// then holds room for its largest shard until the body ends (see
+// Server.Handler), so pass the size when it is known. If body is a pipe,
+// close it with an error once Put returns, so that its writer does not
+// block on a Put that failed early.
 func (c *Client) Put(ctx context.Context, addr, id string, size int64, body io.Reader) (disk string, err error) {
 	defer annotate(&err, "put", id, addr)
 	if !ValidShardID(id) {
 		return "", fmt.Errorf("%w: invalid shard id", ErrBadRequest)
 	}
-	if size < 0 {
-		return "", fmt.Errorf("%w: negative size", ErrBadRequest)
-	}
+	size = max(size, unknownSize)
 	pb := &putBody{c: c, r: body, remaining: size, closed: make(chan struct{})}
 	pb.trailer = http.Header{HeaderCRC32C: nil}
 	req, err := c.newRequest(ctx, http.MethodPut, shardURL(addr, id))
@@ -117,12 +122,12 @@ func (c *Client) Put(ctx context.Context, addr, id string, size int64, body io.R
 	return out.Disk, nil
 }
 
-// putBody is a PUT request body: it sends exactly size bytes of r and
-// sets the CRC32C trailer when done.
+// putBody is a PUT request body: it sends exactly size bytes of r, or
+// all of r if the size is unknown, and sets the CRC32C trailer when done.
 type putBody struct {
 	c         *Client
 	r         io.Reader
-	remaining int64
+	remaining int64 // unknownSize: send r to its EOF
 	crc       uint32
 	trailer   http.Header
 	err       error // a problem with the caller's reader
@@ -139,11 +144,21 @@ func (b *putBody) Read(p []byte) (int, error) {
 		b.finish()
 		return 0, io.EOF
 	}
-	if int64(len(p)) > b.remaining {
+	if b.remaining > 0 && int64(len(p)) > b.remaining {
 		p = p[:b.remaining]
 	}
 	n, err := b.r.Read(p)
 	b.crc = crc32.Update(b.crc, castagnoli, p[:n])
+	if b.remaining == unknownSize {
+		switch {
+		case err == io.EOF:
+			b.finish()
+		case err != nil:
+			b.err = fmt.Errorf("read body: %w", err)
+			return n, b.err
+		}
+		return n, err
+	}
 	b.remaining -= int64(n)
 	if err == io.EOF && b.remaining > 0 {
 		return n, b.short()
@@ -163,6 +178,9 @@ func (b *putBody) Read(p []byte) (int, error) {
 // goes out in clientBufSize chunks, or, from an in-memory reader of
 // exactly the right length, straight from the caller's memory.
 func (b *putBody) WriteTo(w io.Writer) (int64, error) {
+	if b.remaining == unknownSize {
+		return b.writeAll(w)
+	}
 	if r, ok := b.r.(interface {
 		io.WriterTo
 		Len() int
@@ -204,6 +222,38 @@ func (b *putBody) WriteTo(w io.Writer) (int64, error) {
 	}
 	b.finish()
 	return total, nil
+}
+
+// writeAll sends all of a body of unknown length in clientBufSize
+// chunks, however small the pieces its reader (a pipe, say) returns.
+func (b *putBody) writeAll(w io.Writer) (int64, error) {
+	bp := b.c.bufs.Get().(*[]byte)
+	defer b.c.bufs.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		if b.abandoned.Load() {
+			return total, errors.New("request finished")
+		}
+		n, err := io.ReadFull(b.r, buf)
+		end := err == io.EOF || err == io.ErrUnexpectedEOF
+		if err != nil && !end {
+			b.err = fmt.Errorf("read body: %w", err)
+			return total, b.err
+		}
+		if n > 0 {
+			b.crc = crc32.Update(b.crc, castagnoli, buf[:n])
+			k, err := w.Write(buf[:n])
+			total += int64(k)
+			if err != nil {
+				return total, err
+			}
+		}
+		if end {
+			b.finish()
+			return total, nil
+		}
+	}
 }
 
 // crcWriter checksums what an in-memory body writes through it.

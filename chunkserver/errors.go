@@ -14,7 +14,8 @@ var (
 // HTTP headers of the chunk server API.
 const (
 	// HeaderShardSize carries the shard's data length: on PUT, the exact
-	// body length; on GET and HEAD, the whole shard's length.
+	// body length, or -1 for a body of unknown length (see
+	// Server.Handler); on GET and HEAD, the whole shard's length.
 	HeaderShardSize = "X-Talus-Shard-Size"
 	// HeaderCRC32C is the hex CRC32C (Castagnoli) of a PUT body, sent as a
 	// trailer (or, when known upfront, as a header).

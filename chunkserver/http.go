@@ -13,7 +13,7 @@ import (
 
 // Handler returns the HTTP API, authenticated with the configured secret:
 //
-//	PUT    /v1/shards/{id}   store a shard (X-Talus-Shard-Size, optional X-Talus-Crc32c trailer) -> 201 {"disk":...}
+//	PUT    /v1/shards/{id}   store a shard (see below) -> 201 {"disk":...}
 //	GET    /v1/shards/{id}   read it, or ?offset=&length= of it
 //	HEAD   /v1/shards/{id}   its size, in X-Talus-Shard-Size
 //	DELETE /v1/shards/{id}   remove it -> 204, also when absent
@@ -21,6 +21,17 @@ import (
 //	GET    /v1/status        Status as JSON
 //	GET    /healthz          200 while the process runs (no auth)
 //	GET    /readyz           200 when a disk can take shards (no auth)
+//
+// A PUT gives the body's length in X-Talus-Shard-Size and may give its
+// CRC32C in X-Talus-Crc32c, as a header or, declared in a Trailer header,
+// as a trailer of a chunked body. A sender that does not know the length
+// sends X-Talus-Shard-Size: -1 and a chunked body with the X-Talus-Crc32c
+// trailer, which is then required: the body ends where the chunked
+// encoding does, so the checksum is its only end-to-end check. Until such
+// a body has ended the server holds room on the disk for the largest shard
+// it accepts (Config.MaxShardSize) and answers 507 if no disk has that
+// much, so give the length whenever it is known. A body that outgrows
+// MaxShardSize is refused with 400.
 //
 // Errors are JSON {"error":"..."} with the status saying what kind:
 // 400 bad request, 401 unauthorized, 404 not found, 416 range outside the
@@ -138,6 +149,12 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request, id string) {
 	size, err := strconv.ParseInt(r.Header.Get(HeaderShardSize), 10, 64)
 	if err != nil {
 		s.serveError(w, r, fmt.Errorf("%w: missing or malformed %s header", ErrBadRequest, HeaderShardSize))
+		return
+	}
+	if _, ok := r.Trailer[HeaderCRC32C]; size == unknownSize && !ok {
+		// The trailer can only be declared on a chunked body, so this
+		// also refuses a Content-Length that contradicts the size.
+		s.serveError(w, r, fmt.Errorf("%w: %s -1 (unknown) needs a chunked body with a %s trailer", ErrBadRequest, HeaderShardSize, HeaderCRC32C))
 		return
 	}
 	if r.ContentLength >= 0 && r.ContentLength != size {

@@ -124,8 +124,8 @@ func (s *Server) writeShard(ctx context.Context, d *disk, id string, size int64,
 	defer s.putState(st)
 	buf, table := st.buf, st.table[:0]
 	bs := int(s.blockSize)
-	var whole uint32   // CRC32C of all data so far
-	var dataLen int64  // bytes of data so far
+	var whole uint32  // CRC32C of all data so far
+	var dataLen int64 // bytes of data so far
 	tailDone := false
 	// Every piece but the last fills buf, so the file offset stays
 	// aligned for direct I/O and block boundaries fall on piece

@@ -18,20 +18,26 @@ func fdatasync(f *os.File) error {
 // with the fdatasync that follows, that costs a fraction of the CPU of a
 // buffered write (see BenchmarkPutDirect). Direct writes must start at an
 // aligned offset and address and have an aligned length; the unaligned
-// end of a shard is written after clearDirect.
+// end of a shard is written after setDirect(f, false).
 const oDirect = unix.O_DIRECT
 
 // dioAlign is the alignment direct I/O needs: the largest logical block
 // size of common devices.
 const dioAlign = 4096
 
-// clearDirect switches f to buffered I/O.
-func clearDirect(f *os.File) error {
+// setDirect switches f to direct I/O (on) or buffered I/O. Turning
+// direct I/O on fails with EINVAL where the filesystem does not support it.
+func setDirect(f *os.File, on bool) error {
 	fd := f.Fd()
 	fl, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
 	if err != nil {
 		return err
 	}
-	_, err = unix.FcntlInt(fd, unix.F_SETFL, fl&^unix.O_DIRECT)
+	if on {
+		fl |= unix.O_DIRECT
+	} else {
+		fl &^= unix.O_DIRECT
+	}
+	_, err = unix.FcntlInt(fd, unix.F_SETFL, fl)
 	return err
 }

@@ -11,4 +11,4 @@ const (
 	dioAlign = 4096
 )
 
-func clearDirect(*os.File) error { return nil }
+func setDirect(*os.File, bool) error { return nil }

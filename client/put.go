@@ -192,7 +192,11 @@ func (c *Client) writeSegment(ctx context.Context, rs *ringState, r io.Reader, s
 	// Up to m-1 servers may fail mid-write: the segment still has k+1 shards,
 	// one more than it needs to be read, and the missing ones are reported
 	// for repair.
-	ew, err := erasure.NewWriter(layout, writers, erasure.WriterOptions{MaxFailures: rs.M - 1})
+	maxFail := rs.M - 1
+	if maxFail == 0 {
+		maxFail = -1 // erasure reads 0 as "M"
+	}
+	ew, err := erasure.NewWriter(layout, writers, erasure.WriterOptions{MaxFailures: maxFail})
 	if err == nil {
 		seg.Size, err = ew.ReadFrom(r)
 		if cerr := ew.Close(); err == nil {

@@ -136,20 +136,32 @@ func (f *fanout) shardErrors() []error {
 	return append([]error(nil), f.errs...)
 }
 
-// failure describes the failed shards, for the Writer's error.
+// failure describes the failed shards, for the Writer's error. It wraps
+// each shard's error too, so a caller can tell a full disk (say) from a
+// network fault with errors.Is.
 func (f *fanout) failure() error {
 	var sb strings.Builder
-	n := 0
+	errs := []error{ErrTooManyFailures}
 	for _, err := range f.shardErrors() {
 		if err == nil {
 			continue
 		}
-		if n > 0 {
+		if len(errs) > 1 {
 			sb.WriteString("; ")
 		}
 		sb.WriteString(strings.TrimPrefix(err.Error(), "erasure: "))
-		n++
+		errs = append(errs, err)
 	}
-	return fmt.Errorf("%w: %d of %d shards failed, %d allowed (%s)",
-		ErrTooManyFailures, n, len(f.lanes), f.maxFail, sb.String())
+	return &failureError{
+		msg:  fmt.Sprintf("%v: %d of %d shards failed, %d allowed (%s)", ErrTooManyFailures, len(errs)-1, len(f.lanes), f.maxFail, sb.String()),
+		errs: errs,
+	}
 }
+
+type failureError struct {
+	msg  string
+	errs []error
+}
+
+func (e *failureError) Error() string   { return e.msg }
+func (e *failureError) Unwrap() []error { return e.errs }

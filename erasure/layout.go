@@ -12,13 +12,15 @@ import (
 // shard of a segment is one stream); it sets how much memory is in flight
 // and how well it stays in cache. Measured with bench_test.go (2-core Xeon
 // with GFNI, 2 MiB L2 per core), the streaming Writer costs least CPU per
-// byte with 64 KiB blocks: 4+2 encodes 16.9 GB per CPU-second against 14.3
-// at 128 KiB, 10.1 at 256 KiB and 8.5 at 1 MiB, because the few stripes it
-// keeps in flight ((K+M)*BlockSize each, up to 4) stay in L2, where Encode
-// runs faster than memory. The Reader is dominated by copying shard bytes
-// and varies by about 10% over the same range. Small blocks also bound how
-// much a degraded read fetches beyond its range (up to one block per shard),
-// and 64 KiB matches the chunk servers' checksum block.
+// byte with 64 to 128 KiB blocks: 4+2 encodes 14 to 19 GB per CPU-second
+// across runs, against 10 to 12 at 256 KiB and 8.5 to 10 at 1 MiB, because
+// the few stripes it keeps in flight ((K+M)*BlockSize each, up to 4) stay
+// in L2, where Encode runs faster than memory. The Reader is dominated by
+// copying shard bytes and varies by about 10% over the same range. Between
+// 64 and 128 KiB the difference is within run-to-run noise; 64 KiB halves
+// the memory in flight, bounds what a degraded read fetches beyond its
+// range (up to one block per shard), and matches the chunk servers'
+// checksum block.
 const DefaultBlockSize = 64 << 10
 
 // MaxBlockSize bounds Layout.BlockSize. It keeps a Writer's stripe buffers

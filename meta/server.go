@@ -24,6 +24,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/talusfs/talus/chunkserver"
+	"github.com/talusfs/talus/erasure"
 	"github.com/talusfs/talus/internal/clusterauth"
 	"github.com/talusfs/talus/meta/metaapi"
 )
@@ -64,7 +65,7 @@ func (c *Config) setDefaults() {
 		c.K, c.M = 4, 2
 	}
 	if c.BlockSize == 0 {
-		c.BlockSize = 256 << 10
+		c.BlockSize = erasure.DefaultBlockSize
 	}
 	if c.SegmentSize == 0 {
 		c.SegmentSize = 64 << 20
