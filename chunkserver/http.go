@@ -26,8 +26,8 @@ import (
 // CRC32C in X-Talus-Crc32c, as a header or, declared in a Trailer header,
 // as a trailer of a chunked body. A sender that does not know the length
 // sends X-Talus-Shard-Size: -1 and a chunked body with the X-Talus-Crc32c
-// trailer, which is then required: the body ends where the chunked
-// encoding does, so the checksum is its only end-to-end check. Until such
+// trailer, which is then required: with no length to hold the body to,
+// the checksum is its only end-to-end check. Until such
 // a body has ended the server holds room on the disk for the largest shard
 // it accepts (Config.MaxShardSize) and answers 507 if no disk has that
 // much, so give the length whenever it is known. A body that outgrows
@@ -151,11 +151,13 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request, id string) {
 		s.serveError(w, r, fmt.Errorf("%w: missing or malformed %s header", ErrBadRequest, HeaderShardSize))
 		return
 	}
-	if _, ok := r.Trailer[HeaderCRC32C]; size == unknownSize && !ok {
-		// The trailer can only be declared on a chunked body, so this
-		// also refuses a Content-Length that contradicts the size.
-		s.serveError(w, r, fmt.Errorf("%w: %s -1 (unknown) needs a chunked body with a %s trailer", ErrBadRequest, HeaderShardSize, HeaderCRC32C))
-		return
+	if size == unknownSize {
+		// net/http takes declared trailers only on a chunked body, so
+		// this also refuses a Content-Length with an unknown size.
+		if _, ok := r.Trailer[HeaderCRC32C]; !ok {
+			s.serveError(w, r, fmt.Errorf("%w: %s -1 (unknown) needs a chunked body with a %s trailer", ErrBadRequest, HeaderShardSize, HeaderCRC32C))
+			return
+		}
 	}
 	if r.ContentLength >= 0 && r.ContentLength != size {
 		s.serveError(w, r, fmt.Errorf("%w: Content-Length %d but %s %d", ErrBadRequest, r.ContentLength, HeaderShardSize, size))
