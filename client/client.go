@@ -59,9 +59,9 @@ type Client struct {
 // ringState is a fetched ring with what the data path derives from it.
 type ringState struct {
 	metaapi.Ring
-	place   *placement.Ring // every registered node
-	down    []string        // nodes placement must steer around
-	nodes   map[string]metaapi.Node
+	place *placement.Ring // every registered node
+	down  []string        // nodes placement must steer around
+	nodes map[string]metaapi.Node
 	// fetched is when the metadata service last confirmed this version
 	// (unix ns); refreshed in place, hence atomic.
 	fetched atomic.Int64

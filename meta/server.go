@@ -190,6 +190,10 @@ func (s *Server) routes() {
 		b, err := s.st.bucket(r.URL.Query().Get("bucket"))
 		reply(w, b, err)
 	})
+	m.HandleFunc("POST /v1/bucket/acl", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		reply(w, nil, s.st.setBucketACL(q.Get("bucket"), q.Get("acl")))
+	})
 	m.HandleFunc("DELETE /v1/bucket", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, nil, s.st.deleteBucket(r.URL.Query().Get("bucket"), s.gcDue()))
 	})

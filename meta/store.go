@@ -172,6 +172,22 @@ func (s *store) deleteBucket(name string, due time.Time) error {
 	})
 }
 
+// setBucketACL replaces a bucket's ACL, keeping the rest of its record.
+func (s *store) setBucketACL(name, acl string) error {
+	return s.update(func(txn *badger.Txn) error {
+		var b metaapi.Bucket
+		err := getJSON(txn, bucketKey(name), &b)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("%w: %s", metaapi.ErrNoSuchBucket, name)
+		}
+		if err != nil {
+			return err
+		}
+		b.ACL = acl
+		return setJSON(txn, bucketKey(name), b)
+	})
+}
+
 func (s *store) bucket(name string) (metaapi.Bucket, error) {
 	var b metaapi.Bucket
 	err := s.db.View(func(txn *badger.Txn) error { return getJSON(txn, bucketKey(name), &b) })

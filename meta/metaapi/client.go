@@ -63,6 +63,12 @@ func (c *Client) Bucket(ctx context.Context, name string) (Bucket, error) {
 	return b, err
 }
 
+// SetBucketACL replaces a bucket's ACL (see Bucket.ACL); ErrNoSuchBucket if
+// there is no such bucket.
+func (c *Client) SetBucketACL(ctx context.Context, name, acl string) error {
+	return c.call(ctx, http.MethodPost, "/v1/bucket/acl", url.Values{"bucket": {name}, "acl": {acl}}, nil, nil)
+}
+
 // Buckets lists every bucket in name order.
 func (c *Client) Buckets(ctx context.Context) ([]Bucket, error) {
 	var bs []Bucket

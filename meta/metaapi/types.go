@@ -15,6 +15,9 @@ type Bucket struct {
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
 	Owner   string    `json:"owner,omitempty"`
+	// ACL is the bucket's S3 canned ACL ("public-read", ...); empty means
+	// private. The metadata service stores it and does not interpret it.
+	ACL string `json:"acl,omitempty"`
 }
 
 // ShardLoc says where one shard of a segment lives. Node is empty when the
