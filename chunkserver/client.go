@@ -81,6 +81,16 @@ func (c *Client) newRequest(ctx context.Context, method, url string) (*http.Requ
 // close it with an error once Put returns, so that its writer does not
 // block on a Put that failed early.
 func (c *Client) Put(ctx context.Context, addr, id string, size int64, body io.Reader) (disk string, err error) {
+	return c.put(ctx, addr, id, size, 0, body)
+}
+
+// PutStream stores a shard of unknown length, at most limit bytes, read from
+// body until EOF. The limit lets the server reserve only that much space.
+func (c *Client) PutStream(ctx context.Context, addr, id string, limit int64, body io.Reader) (disk string, err error) {
+	return c.put(ctx, addr, id, unknownSize, limit, body)
+}
+
+func (c *Client) put(ctx context.Context, addr, id string, size, limit int64, body io.Reader) (disk string, err error) {
 	defer annotate(&err, "put", id, addr)
 	if !ValidShardID(id) {
 		return "", fmt.Errorf("%w: invalid shard id", ErrBadRequest)
@@ -93,6 +103,9 @@ func (c *Client) Put(ctx context.Context, addr, id string, size int64, body io.R
 		return "", err
 	}
 	req.Header.Set(HeaderShardSize, strconv.FormatInt(size, 10))
+	if size < 0 && limit > 0 {
+		req.Header.Set(HeaderShardMax, strconv.FormatInt(limit, 10))
+	}
 	req.Body = pb
 	req.ContentLength = -1 // chunked, which is what carries trailers
 	req.Trailer = pb.trailer

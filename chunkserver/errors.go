@@ -17,6 +17,9 @@ const (
 	// body length, or -1 for a body of unknown length (see
 	// Server.Handler); on GET and HEAD, the whole shard's length.
 	HeaderShardSize = "X-Talus-Shard-Size"
+	// HeaderShardMax bounds a shard of unknown size on PUT; the server
+	// reserves disk space for this much instead of its MaxShardSize.
+	HeaderShardMax = "X-Talus-Shard-Max"
 	// HeaderCRC32C is the hex CRC32C (Castagnoli) of a PUT body, sent as a
 	// trailer (or, when known upfront, as a header).
 	HeaderCRC32C = "X-Talus-Crc32c"

@@ -177,7 +177,14 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request, id string) {
 		}
 		return uint32(c), true, nil
 	}
-	d, err := s.putShard(r.Context(), id, size, r.Body, want)
+	var limit int64
+	if v := r.Header.Get(HeaderShardMax); v != "" {
+		if limit, err = strconv.ParseInt(v, 10, 64); err != nil || limit < 0 {
+			s.serveError(w, r, fmt.Errorf("%w: malformed %s %q", ErrBadRequest, HeaderShardMax, v))
+			return
+		}
+	}
+	d, err := s.putShard(r.Context(), id, size, limit, r.Body, want)
 	if err != nil {
 		s.serveError(w, r, err)
 		return

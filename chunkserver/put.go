@@ -57,7 +57,10 @@ func (s *Server) pickDisk(fileSize int64) (*disk, error) {
 // body has returned io.EOF and returns the CRC32C the whole body must
 // have, if the sender supplied one. Nothing is kept unless everything
 // succeeds.
-func (s *Server) putShard(ctx context.Context, id string, size int64, body io.Reader, want func() (uint32, bool, error)) (*disk, error) {
+//
+// limit bounds a shard of unknown size (size -1); it is at most the server's
+// MaxShardSize, and is what the disk reservation is made for.
+func (s *Server) putShard(ctx context.Context, id string, size, limit int64, body io.Reader, want func() (uint32, bool, error)) (*disk, error) {
 	if !ValidShardID(id) {
 		return nil, fmt.Errorf("%w: invalid shard id %q", ErrBadRequest, id)
 	}
@@ -67,7 +70,10 @@ func (s *Server) putShard(ctx context.Context, id string, size int64, body io.Re
 	// A shard of unknown size may grow to the largest we accept; holding
 	// room for that is what keeps concurrent writes from overfilling a
 	// disk they all looked at first.
-	fsize := fileSize(s.maxShardSize, s.blockSize)
+	if limit <= 0 || limit > s.maxShardSize {
+		limit = s.maxShardSize
+	}
+	fsize := fileSize(limit, s.blockSize)
 	if size >= 0 {
 		fsize = fileSize(size, s.blockSize)
 	}
@@ -76,7 +82,7 @@ func (s *Server) putShard(ctx context.Context, id string, size int64, body io.Re
 		return nil, err
 	}
 	defer d.reserved.Add(-fsize)
-	if err := s.writeShard(ctx, d, id, size, body, want); err != nil {
+	if err := s.writeShard(ctx, d, id, size, limit, body, want); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -88,7 +94,7 @@ const unknownSize = -1
 
 // writeShard writes the shard to a temp file on d, makes it durable and
 // renames it into place.
-func (s *Server) writeShard(ctx context.Context, d *disk, id string, size int64, body io.Reader, want func() (uint32, bool, error)) (err error) {
+func (s *Server) writeShard(ctx context.Context, d *disk, id string, size, limit int64, body io.Reader, want func() (uint32, bool, error)) (err error) {
 	tmp := d.tmp + "/" + id + "." + strconv.FormatUint(s.tmpSeq.Add(1), 36)
 	canDirect := oDirect != 0 && !s.noDirect && !d.noDirect.Load()
 	tf := tempFile{direct: canDirect && size >= s.directMin}
@@ -152,8 +158,8 @@ func (s *Server) writeShard(ctx context.Context, d *disk, id string, size int64,
 			default:
 				return fmt.Errorf("%w: read body: %v (after %d bytes)", ErrBadRequest, rerr, dataLen)
 			}
-			if dataLen+int64(n) > s.maxShardSize {
-				return fmt.Errorf("%w: body longer than the largest shard, %d bytes", ErrBadRequest, s.maxShardSize)
+			if dataLen+int64(n) > limit {
+				return fmt.Errorf("%w: body longer than the shard's limit of %d bytes", ErrBadRequest, limit)
 			}
 		}
 		dataLen += int64(n)

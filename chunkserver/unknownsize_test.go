@@ -271,7 +271,7 @@ func TestUnknownSizeLimit(t *testing.T) {
 	for _, pipe := range []bool{false, true} {
 		for _, n := range []int{max + 1, max + ts.ioSize, 16 << 20} {
 			_, err := ts.putUnknown(newShardID(), data[:n], pipe)
-			if !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "longer than the largest shard") {
+			if !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "longer than the shard's limit") {
 				t.Errorf("put %d bytes of unknown size (pipe %v) with a %d byte limit: %v, want ErrBadRequest", n, pipe, max, err)
 			}
 		}
@@ -312,5 +312,33 @@ func TestUnknownSizeSpace(t *testing.T) {
 	want := fileSize(0, defaultBlockSize) + fileSize(1, defaultBlockSize) + fileSize(2, defaultBlockSize)
 	if st := ts.status(t); st.Disks[0].Used != uint64(want) {
 		t.Errorf("disk use %d after three tiny shards, want %d", st.Disks[0].Used, want)
+	}
+}
+
+// TestPutStreamLimit checks that a stream's declared limit is what the disk
+// must have room for, and that the stream may not outgrow it.
+func TestPutStreamLimit(t *testing.T) {
+	dir := t.TempDir()
+	s, err := New(Config{Disks: []string{dir}, Secret: []byte("s"), DiskLimits: []int64{4 << 20}, ReserveBytes: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	c := NewClient([]byte("s"), nil)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("x"), 100<<10)
+	// The default reservation (MaxShardSize) does not fit a 4 MiB disk; a
+	// 1 MiB limit does.
+	if _, err := c.Put(ctx, addr, ShardID(strings.Repeat("a", 32), 0), -1, bytes.NewReader(data)); !errors.Is(err, ErrInsufficientStorage) {
+		t.Fatalf("unbounded stream on a small disk: %v", err)
+	}
+	if _, err := c.PutStream(ctx, addr, ShardID(strings.Repeat("a", 32), 1), 1<<20, bytes.NewReader(data)); err != nil {
+		t.Fatalf("bounded stream: %v", err)
+	}
+	if _, err := c.PutStream(ctx, addr, ShardID(strings.Repeat("a", 32), 2), 50<<10, bytes.NewReader(data)); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("stream over its limit: %v", err)
 	}
 }

@@ -183,7 +183,13 @@ func (c *Client) writeSegment(ctx context.Context, rs *ringState, r io.Reader, s
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			disk, err := c.chunks.Put(wctx, addr, chunkserver.ShardID(seg.ID, i), shardSize, pr)
+			var disk string
+			var err error
+			if shardSize >= 0 {
+				disk, err = c.chunks.Put(wctx, addr, chunkserver.ShardID(seg.ID, i), shardSize, pr)
+			} else {
+				disk, err = c.chunks.PutStream(wctx, addr, chunkserver.ShardID(seg.ID, i), layout.ShardSize(rs.SegmentSize), pr)
+			}
 			// Unblock the encoder if the server gave up early.
 			pr.CloseWithError(fmt.Errorf("shard %d on %s: %w", i, id, errOrClosed(err)))
 			seg.Shards[i].Disk, errs[i] = disk, err
