@@ -47,6 +47,8 @@ type disk struct {
 
 	noDirect atomic.Bool // the filesystem refused O_DIRECT
 
+	durable groupSync // batches the flushes of concurrent shard writes
+
 	count    atomic.Int64 // committed shard files
 	used     atomic.Int64 // bytes of committed shard files
 	reserved atomic.Int64 // bytes promised to writes in progress
@@ -120,6 +122,7 @@ func openDisk(ctx context.Context, dir string, limit int64) (*disk, int, error) 
 		return d, 0, err
 	}
 	d.lock = lock
+	d.durable.flush = func() error { return syncFS(lock) }
 	ok = true
 	return d, removed, nil
 }

@@ -8,7 +8,6 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -221,17 +220,18 @@ func (s *Server) writeShard(ctx context.Context, d *disk, id string, size, limit
 			return err
 		}
 	}
-	if !s.noSync {
-		if err := fdatasync(f); err != nil {
-			return s.diskError(d, "fdatasync", err)
-		}
-	}
 	err = f.Close()
 	f = nil
 	if err != nil {
 		return s.diskError(d, "close", err)
 	}
-	return s.commit(d, id, tmp, fileSize(dataLen, s.blockSize))
+	// The data must be durable before the rename makes it a shard.
+	if !s.noSync {
+		if err := d.durable.wait(ctx); err != nil {
+			return s.diskError(d, "sync data", err)
+		}
+	}
+	return s.commit(ctx, d, id, tmp, fileSize(dataLen, s.blockSize))
 }
 
 // A tempFile is a shard being written, with direct I/O while the writes
@@ -319,7 +319,7 @@ func (s *Server) diskError(d *disk, op string, err error) error {
 // commit renames the temp file into place and removes any older copy of
 // the shard from other disks, so that a shard lives on exactly one disk
 // and readers, which take the first copy they find, never see a stale one.
-func (s *Server) commit(d *disk, id, tmp string, fsize int64) error {
+func (s *Server) commit(ctx context.Context, d *disk, id, tmp string, fsize int64) error {
 	dst := d.shardPath(id)
 	mu := s.stripe(id)
 	mu.Lock()
@@ -349,8 +349,8 @@ func (s *Server) commit(d *disk, id, tmp string, fsize int64) error {
 	// Without this the rename may not survive a power failure, although
 	// the client was told the shard is stored. See BenchmarkPutSync.
 	if !s.noSync && !s.skipDirSync {
-		if err := syncDir(filepath.Dir(dst)); err != nil {
-			return s.diskError(d, "fsync dir", err)
+		if err := d.durable.wait(ctx); err != nil {
+			return s.diskError(d, "sync rename", err)
 		}
 	}
 	return nil

@@ -37,7 +37,7 @@ type Config struct {
 	DiskLimits []int64
 	// MaxShardSize is the largest shard accepted; 0 means 1 GiB.
 	MaxShardSize int64
-	// NoSync skips fdatasync and directory fsync when storing a shard.
+	// NoSync skips the flushes that make a stored shard durable.
 	// Acknowledged shards can then be lost on power failure or kernel
 	// crash (not on a process crash). For tests and throwaway clusters.
 	NoSync bool
@@ -45,7 +45,7 @@ type Config struct {
 	// For tests and benchmarks in this package.
 	blockSize   int64                       // checksum block size; 0 = defaultBlockSize
 	ioSize      int                         // I/O buffer size; 0 = defaultIOSize
-	skipDirSync bool                        // fdatasync the file but not the directory
+	skipDirSync bool                        // flush the data but not the rename
 	noDirect    bool                        // write shards through the page cache
 	directMin   int64                       // smallest shard written with O_DIRECT; 0 = defaultDirectMin
 	writeFault  func(diskPath string) error // error to inject before each data write

@@ -6,16 +6,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fdatasync flushes the file's data and the metadata needed to read it
-// back (its size), skipping the mtime update a full fsync would also
-// write.
-func fdatasync(f *os.File) error {
-	return unix.Fdatasync(int(f.Fd()))
-}
-
 // oDirect opens shard temp files for direct I/O. Shard data then goes
 // from our buffer to the device without passing through the page cache;
-// with the fdatasync that follows, that costs a fraction of the CPU of a
+// with the flush that follows, that costs a fraction of the CPU of a
 // buffered write (see BenchmarkPutDirect). Direct writes must start at an
 // aligned offset and address and have an aligned length; the unaligned
 // end of a shard is written after setDirect(f, false).
@@ -40,4 +33,10 @@ func setDirect(f *os.File, on bool) error {
 	}
 	_, err = unix.FcntlInt(fd, unix.F_SETFL, fl)
 	return err
+}
+
+// syncFS flushes every file and directory change on the filesystem holding
+// f (syncfs(2)); groupSync batches concurrent shard writes behind one call.
+func syncFS(f *os.File) error {
+	return unix.Syncfs(int(f.Fd()))
 }

@@ -2,9 +2,10 @@
 
 package chunkserver
 
-import "os"
-
-func fdatasync(f *os.File) error { return f.Sync() }
+import (
+	"os"
+	"syscall"
+)
 
 const (
 	oDirect  = 0
@@ -12,3 +13,10 @@ const (
 )
 
 func setDirect(*os.File, bool) error { return nil }
+
+// syncFS flushes everything written so far; without syncfs(2) that is the
+// whole system's sync(2).
+func syncFS(*os.File) error {
+	syscall.Sync()
+	return nil
+}
