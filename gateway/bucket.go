@@ -22,15 +22,16 @@ type ownerXML struct {
 
 func ownerOf(key string) ownerXML { return ownerXML{ID: key, DisplayName: key} }
 
-// requireBucket checks that q's bucket exists and that the caller may use
-// it, asking the metadata service rather than the cache: it answers
+// requireBucket checks that q's bucket exists and that the caller has perm
+// in it, asking the metadata service rather than the cache: it answers
 // HeadBucket and friends, which clients use to see whether a bucket exists.
-func (g *Gateway) requireBucket(q *request) (metaapi.Bucket, error) {
+func (g *Gateway) requireBucket(q *request, perm permission) (metaapi.Bucket, error) {
 	b, err := g.meta.Bucket(q.ctx(), q.bucket)
 	if err != nil {
 		return b, err
 	}
-	if !q.user.mayUse(b.Name, b.Owner) {
+	g.buckets.put(b, time.Now())
+	if !q.user.mayUse(b.Name, b.Owner) && !grants(b.ACL, perm, q.user) {
 		return b, s3err.ErrAccessDenied
 	}
 	return b, nil
@@ -68,6 +69,9 @@ const maxListBuckets = 10000
 // its own and those without an owner (created outside S3). Clients may page
 // with max-buckets and continuation-token, and filter by prefix.
 func (g *Gateway) listBuckets(q *request) error {
+	if q.user.anonymous {
+		return s3err.ErrAccessDenied
+	}
 	limit, err := intParam(q, "max-buckets", maxListBuckets)
 	if err != nil || limit < 1 || limit > maxListBuckets {
 		return s3err.ErrInvalidArgument.WithMessage("max-buckets must be an integer between 1 and 10000")
@@ -105,10 +109,17 @@ type createBucketConfiguration struct {
 }
 
 func (g *Gateway) createBucket(q *request) error {
+	if q.user.anonymous {
+		return s3err.ErrAccessDenied
+	}
 	if err := metaapi.ValidateBucketName(q.bucket); err != nil {
 		return s3err.ErrInvalidBucketName.WithCause(err)
 	}
 	if err := unsupportedHeaders(q.r.Header); err != nil {
+		return err
+	}
+	acl, err := requestACL(q.r.Header)
+	if err != nil {
 		return err
 	}
 	if v := q.r.Header.Get("X-Amz-Bucket-Object-Lock-Enabled"); v != "" && v != "false" {
@@ -128,14 +139,24 @@ func (g *Gateway) createBucket(q *request) error {
 			}
 		}
 	}
-	err := g.meta.CreateBucket(q.ctx(), metaapi.Bucket{Name: q.bucket, Created: time.Now().UTC(), Owner: q.user.accessKey})
-	g.owners.forget(q.bucket)
+	err = g.meta.CreateBucket(q.ctx(), metaapi.Bucket{Name: q.bucket, Created: time.Now().UTC(), Owner: q.user.accessKey, ACL: acl})
+	g.buckets.forget(q.bucket)
 	if errors.Is(err, metaapi.ErrBucketExists) {
 		b, berr := g.meta.Bucket(q.ctx(), q.bucket)
-		if berr == nil && (b.Owner == q.user.accessKey || (q.user.root && b.Owner == "")) {
+		if berr != nil || !(b.Owner == q.user.accessKey || (q.user.root && b.Owner == "")) {
+			return s3err.ErrBucketAlreadyExists
+		}
+		if g.cfg.Region != "us-east-1" {
 			return s3err.ErrBucketAlreadyOwnedByYou
 		}
-		return s3err.ErrBucketAlreadyExists
+		// S3 keeps, in us-east-1 only, its original behaviour: the owner
+		// re-creating a bucket succeeds, and the bucket gets the ACL the
+		// request asks for.
+		err = nil
+		if b.ACL != acl {
+			err = g.meta.SetBucketACL(q.ctx(), q.bucket, acl)
+			g.buckets.forget(q.bucket)
+		}
 	}
 	if errors.Is(err, metaapi.ErrInvalidName) {
 		return s3err.ErrInvalidBucketName.WithCause(err)
@@ -153,11 +174,11 @@ func (g *Gateway) createBucket(q *request) error {
 var zeroLength = []string{"0"}
 
 func (g *Gateway) deleteBucket(q *request) error {
-	if _, err := g.requireBucket(q); err != nil {
+	if _, err := g.requireBucket(q, permOwner); err != nil {
 		return err
 	}
 	err := g.meta.DeleteBucket(q.ctx(), q.bucket)
-	g.owners.forget(q.bucket)
+	g.buckets.forget(q.bucket)
 	if err != nil {
 		return err
 	}
@@ -166,7 +187,7 @@ func (g *Gateway) deleteBucket(q *request) error {
 }
 
 func (g *Gateway) headBucket(q *request) error {
-	if _, err := g.requireBucket(q); err != nil {
+	if _, err := g.requireBucket(q, permRead); err != nil {
 		return err
 	}
 	h := q.w.Header()
@@ -182,7 +203,7 @@ type locationConstraint struct {
 }
 
 func (g *Gateway) getBucketLocation(q *request) error {
-	if _, err := g.requireBucket(q); err != nil {
+	if _, err := g.requireBucket(q, permOwner); err != nil {
 		return err
 	}
 	// us-east-1 is spelled as no constraint at all, as S3 does.
@@ -199,7 +220,7 @@ type versioningConfiguration struct {
 
 // getBucketVersioning answers that versioning was never enabled.
 func (g *Gateway) getBucketVersioning(q *request) error {
-	if _, err := g.requireBucket(q); err != nil {
+	if _, err := g.requireBucket(q, permOwner); err != nil {
 		return err
 	}
 	return writeXML(q, http.StatusOK, &versioningConfiguration{})
@@ -224,71 +245,31 @@ type grantXML struct {
 	Permission string
 }
 
-// ownerACL is the one ACL talus has: the owner's full control.
-func ownerACL(o ownerXML) *accessControlPolicy {
-	acl := &accessControlPolicy{Owner: o}
-	var gr grantXML
-	gr.Grantee.XMLNSXSI = "http://www.w3.org/2001/XMLSchema-instance"
-	gr.Grantee.Type = "CanonicalUser"
-	gr.Grantee.ID, gr.Grantee.DisplayName = o.ID, o.DisplayName
-	gr.Permission = "FULL_CONTROL"
-	acl.AccessControlList.Grant = []grantXML{gr}
-	return acl
-}
-
 func (g *Gateway) getBucketACL(q *request) error {
-	b, err := g.requireBucket(q)
+	b, err := g.requireBucket(q, permOwner)
 	if err != nil {
 		return err
 	}
-	return writeXML(q, http.StatusOK, ownerACL(g.bucketOwner(b)))
+	return writeXML(q, http.StatusOK, policyFor(g.bucketOwner(b), b.ACL))
 }
 
 func (g *Gateway) putBucketACL(q *request) error {
-	if _, err := g.requireBucket(q); err != nil {
+	b, err := g.requireBucket(q, permOwner)
+	if err != nil {
 		return err
 	}
-	if err := g.checkACLRequest(q); err != nil {
+	acl, err := g.aclRequest(q, g.ownerID(b.Owner))
+	if err != nil {
 		return err
+	}
+	if acl != b.ACL {
+		err = g.meta.SetBucketACL(q.ctx(), q.bucket, acl)
+		g.buckets.forget(q.bucket)
+		if err != nil {
+			return err
+		}
 	}
 	q.w.Header()["Content-Length"] = zeroLength
 	q.w.WriteHeader(http.StatusOK)
-	return nil
-}
-
-// aclInput is an AccessControlPolicy as clients send it, in whatever
-// namespace.
-type aclInput struct {
-	XMLName xml.Name `xml:"AccessControlPolicy"`
-	Owner   string   `xml:"Owner>ID"`
-	Grants  []struct {
-		ID         string `xml:"Grantee>ID"`
-		URI        string `xml:"Grantee>URI"`
-		Email      string `xml:"Grantee>EmailAddress"`
-		Permission string
-	} `xml:"AccessControlList>Grant"`
-}
-
-// checkACLRequest accepts an ACL change only if it asks for what talus
-// already gives: the owner's full control and nothing else.
-func (g *Gateway) checkACLRequest(q *request) error {
-	if err := unsupportedHeaders(q.r.Header); err != nil {
-		return err
-	}
-	if q.bodyLength() == 0 {
-		return nil
-	}
-	if q.r.Header.Get("X-Amz-Acl") != "" {
-		return s3err.ErrInvalidRequest.WithMessage("Specify either a canned ACL or an access control policy, not both.")
-	}
-	var acl aclInput
-	if err := readXML(q, 64<<10, &acl); err != nil {
-		return err
-	}
-	for _, gr := range acl.Grants {
-		if gr.Permission != "FULL_CONTROL" || gr.URI != "" || gr.Email != "" || (gr.ID != "" && gr.ID != acl.Owner) {
-			return s3err.ErrNotImplemented.WithMessage("Only an ACL granting the owner FULL_CONTROL is supported.")
-		}
-	}
 	return nil
 }

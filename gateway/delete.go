@@ -46,7 +46,7 @@ type deleteErrorXML struct {
 }
 
 func (g *Gateway) deleteObjects(q *request) error {
-	if err := g.authorize(q, q.bucket); err != nil {
+	if err := g.authorize(q, q.bucket, permWrite); err != nil {
 		return err
 	}
 	// The body's Content-MD5 or checksum, if sent, must match before any
@@ -66,7 +66,7 @@ func (g *Gateway) deleteObjects(q *request) error {
 	if len(req.Objects) == 0 || len(req.Objects) > maxDeleteKeys {
 		return s3err.ErrMalformedXML.WithMessage("The request must name between 1 and 1000 objects.")
 	}
-	if _, err := g.owners.owner(q.ctx(), q.bucket); err != nil {
+	if _, err := g.buckets.get(q.ctx(), q.bucket); err != nil {
 		return err
 	}
 

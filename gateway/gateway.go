@@ -50,7 +50,7 @@ type Gateway struct {
 	log      *slog.Logger
 	verifier s3auth.Verifier
 	users    *userCache
-	owners   *ownerCache
+	buckets  *bucketCache
 
 	service, bucket, object *mux.Router
 
@@ -85,8 +85,9 @@ func New(cfg Config) (*Gateway, error) {
 		log:  cfg.Logger,
 	}
 	g.users = newUserCache(g.meta, cfg.RootAccessKey, cfg.RootSecretKey)
-	g.owners = newOwnerCache(g.meta)
+	g.buckets = newBucketCache(g.meta)
 	g.verifier.Creds = g.users
+	g.verifier.Domain = cfg.Domain
 	var seed [32]byte
 	rand.Read(seed[:])
 	g.nextID.Store(binary.LittleEndian.Uint64(seed[:8]))
@@ -195,10 +196,9 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	q.auth = res
 	if res.Anonymous {
-		g.fail(q, s3err.ErrAccessDenied)
-		return
-	}
-	if q.user, err = g.users.identity(q.ctx(), res.AccessKey); err != nil {
+		// Operations serve anonymous callers only what ACLs grant them.
+		q.user = &identity{anonymous: true}
+	} else if q.user, err = g.users.identity(q.ctx(), res.AccessKey); err != nil {
 		g.fail(q, err)
 		return
 	}

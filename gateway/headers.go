@@ -46,14 +46,20 @@ var storageClasses = []string{
 
 // objectAttrs reads the attributes a request gives a new object (PUT, copy
 // with REPLACE, multipart creation): its Content-Type and the Meta map
-// described in the package documentation. It refuses headers asking for
-// features the gateway does not have, rather than ignoring them.
+// described in the package documentation, its canned ACL included. It
+// refuses headers asking for features the gateway does not have, rather
+// than ignoring them.
 func objectAttrs(h http.Header) (ctype string, meta map[string]string, err error) {
 	if err := unsupportedHeaders(h); err != nil {
 		return "", nil, err
 	}
+	acl, err := requestACL(h)
+	if err != nil {
+		return "", nil, err
+	}
 	ctype = h.Get("Content-Type")
 	userBytes := 0
+	var latin1 []string
 	for k, vs := range h {
 		if len(k) <= len(userMetaPrefix) || !strings.EqualFold(k[:len(userMetaPrefix)], userMetaPrefix) {
 			continue
@@ -65,16 +71,24 @@ func objectAttrs(h http.Header) (ctype string, meta map[string]string, err error
 		if len(vs) > 1 {
 			v = strings.Join(vs, ",")
 		}
-		if !utf8.ValidString(v) {
-			// HTTP header octets beyond ASCII are ISO-8859-1 (Python
-			// clients send them so); the metadata store keeps UTF-8.
-			v = latin1ToUTF8(v)
-		}
-		meta[strings.ToLower(k)] = v
 		userBytes += len(k) - len(userMetaPrefix) + len(v)
+		name := strings.ToLower(k)
+		if !utf8.ValidString(v) {
+			// Header octets beyond ASCII that are not UTF-8 are
+			// ISO-8859-1 (Python clients send them so). The metadata
+			// store keeps UTF-8, so they are stored converted and
+			// noted, to be sent back as the octets that came.
+			v = latin1ToUTF8(v)
+			latin1 = append(latin1, name)
+		}
+		meta[name] = v
 	}
 	if userBytes > maxUserMeta {
 		return "", nil, s3err.ErrMetadataTooLarge
+	}
+	if latin1 != nil {
+		slices.Sort(latin1)
+		meta[keyLatin1Meta] = strings.Join(latin1, ",")
 	}
 	for _, sh := range storedHeaders {
 		v := h.Get(sh.canon)
@@ -100,8 +114,12 @@ func objectAttrs(h http.Header) (ctype string, meta map[string]string, err error
 			meta[keyStorageClass] = sc
 		}
 	}
-	return ctype, meta, nil
+	return ctype, withACL(meta, acl), nil
 }
+
+// keyLatin1Meta lists, comma-separated, the user metadata whose values
+// arrived as ISO-8859-1 octets.
+const keyLatin1Meta = "x-talus-latin1-meta"
 
 func latin1ToUTF8(s string) string {
 	b := make([]byte, 0, 2*len(s))
@@ -111,9 +129,19 @@ func latin1ToUTF8(s string) string {
 	return string(b)
 }
 
+// utf8ToLatin1 undoes latin1ToUTF8.
+func utf8ToLatin1(s string) string {
+	b := make([]byte, 0, len(s))
+	for _, r := range s {
+		b = append(b, byte(r))
+	}
+	return string(b)
+}
+
 // unsupportedHeaders refuses requests for server-side encryption, object
-// lock, tagging and public ACLs: silently storing an object without what
-// the client asked for would be worse than saying no.
+// lock, tagging and ACL grants: silently storing an object without what
+// the client asked for would be worse than saying no. Canned ACLs
+// (x-amz-acl) are read by requestACL.
 func unsupportedHeaders(h http.Header) error {
 	for _, name := range [...]string{
 		"X-Amz-Server-Side-Encryption",
@@ -133,17 +161,7 @@ func unsupportedHeaders(h http.Header) error {
 			return s3err.ErrNotImplemented.WithMessage("A header you provided implies functionality that is not implemented: " + name)
 		}
 	}
-	return checkCannedACL(h.Get("X-Amz-Acl"))
-}
-
-// checkCannedACL accepts the canned ACLs that grant nothing beyond what
-// talus gives every object: full control to the owner.
-func checkCannedACL(acl string) error {
-	switch acl {
-	case "", "private", "bucket-owner-full-control", "bucket-owner-read":
-		return nil
-	}
-	return s3err.ErrNotImplemented.WithMessage("Only the private canned ACL is supported; got " + acl + ".")
+	return nil
 }
 
 // stripAWSChunked removes the aws-chunked coding, which describes the
@@ -174,9 +192,15 @@ func setObjectHeaders(h http.Header, o *metaapi.Object, checksum bool) {
 	h["Etag"] = []string{quoteETag(o.ETag)}
 	h["Last-Modified"] = []string{o.Modified.UTC().Format(http.TimeFormat)}
 	h["Accept-Ranges"] = acceptRanges
+	latin1 := o.Meta[keyLatin1Meta]
 	for k, v := range o.Meta {
 		switch {
-		case strings.HasPrefix(k, userMetaPrefix), k == keyStorageClass:
+		case strings.HasPrefix(k, userMetaPrefix):
+			if latin1 != "" && listedIn(latin1, k) {
+				v = utf8ToLatin1(v)
+			}
+			h[k] = []string{v}
+		case k == keyStorageClass:
 			h[k] = []string{v}
 		case strings.HasPrefix(k, "x-amz-checksum-"):
 			if checksum && s3checksum.ForHeader(k) != s3checksum.None {
@@ -193,6 +217,18 @@ func setObjectHeaders(h http.Header, o *metaapi.Object, checksum bool) {
 }
 
 var acceptRanges = []string{"bytes"}
+
+// listedIn reports whether the comma-separated list holds name.
+func listedIn(list, name string) bool {
+	for list != "" {
+		var item string
+		item, list, _ = strings.Cut(list, ",")
+		if item == name {
+			return true
+		}
+	}
+	return false
+}
 
 // quoteETag returns an ETag as S3 sends it, in double quotes.
 func quoteETag(etag string) string {

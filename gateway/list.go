@@ -90,7 +90,7 @@ func (p *listParams) encodingType() string {
 // as S3 does for max-keys=0.
 func (g *Gateway) list(q *request, p *listParams, after string) (metaapi.ListResult, error) {
 	if p.limit == 0 {
-		_, err := g.owners.owner(q.ctx(), q.bucket) // still NoSuchBucket if missing
+		_, err := g.buckets.get(q.ctx(), q.bucket) // still NoSuchBucket if missing
 		return metaapi.ListResult{}, err
 	}
 	return g.c.List(q.ctx(), metaapi.ListRequest{Bucket: q.bucket, Prefix: p.prefix, Delimiter: p.delimiter, After: after, Max: p.limit})
@@ -121,7 +121,7 @@ func (p *listParams) fill(res *listBucketResult, page metaapi.ListResult, owner 
 
 // listObjects serves ListObjects (v1) and, with list-type=2, ListObjectsV2.
 func (g *Gateway) listObjects(q *request) error {
-	if err := g.authorize(q, q.bucket); err != nil {
+	if err := g.authorize(q, q.bucket, permRead); err != nil {
 		return err
 	}
 	switch lt := q.param("list-type"); lt {
@@ -231,11 +231,11 @@ func decodeToken(tok string) (string, error) {
 // listOwner is the owner listings show for every object: objects have no
 // owner of their own in talus, they belong to the bucket's.
 func (g *Gateway) listOwner(q *request) (*ownerXML, error) {
-	owner, err := g.owners.owner(q.ctx(), q.bucket)
+	b, err := g.buckets.get(q.ctx(), q.bucket)
 	if err != nil {
 		return nil, err
 	}
-	o := g.bucketOwner(metaapi.Bucket{Owner: owner})
+	o := ownerOf(g.ownerID(b.owner))
 	return &o, nil
 }
 
@@ -269,7 +269,7 @@ type versionXML struct {
 // listObjectVersions lists a bucket that never had versioning: every
 // object is its only version, "null".
 func (g *Gateway) listObjectVersions(q *request) error {
-	if err := g.authorize(q, q.bucket); err != nil {
+	if err := g.authorize(q, q.bucket, permRead); err != nil {
 		return err
 	}
 	p, err := readListParams(q, "max-keys")

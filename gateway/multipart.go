@@ -32,7 +32,7 @@ func (g *Gateway) createMultipartUpload(q *request) error {
 	if err := checkKey(q.key); err != nil {
 		return err
 	}
-	if err := g.authorize(q, q.bucket); err != nil {
+	if err := g.authorize(q, q.bucket, permWrite); err != nil {
 		return err
 	}
 	ctype, meta, err := objectAttrs(q.r.Header)
@@ -71,7 +71,7 @@ func (g *Gateway) uploadPart(q *request) error {
 	if err != nil {
 		return err
 	}
-	if err := g.authorize(q, q.bucket); err != nil {
+	if err := g.authorize(q, q.bucket, permWrite); err != nil {
 		return err
 	}
 	body, meta, sum, err := verifiedBody(q, nil)
@@ -110,18 +110,19 @@ func (g *Gateway) uploadPartCopy(q *request) error {
 	if err != nil {
 		return err
 	}
-	if err := g.authorize(q, q.bucket); err != nil {
+	if err := g.authorize(q, q.bucket, permWrite); err != nil {
 		return err
 	}
 	srcBucket, srcKey, err := parseCopySource(q.r.Header.Get("X-Amz-Copy-Source"))
 	if err != nil {
 		return err
 	}
-	if err := g.authorize(q, srcBucket); err != nil {
+	srcAccess, err := g.access(q, srcBucket)
+	if err != nil {
 		return err
 	}
 	src, err := g.meta.Object(q.ctx(), srcBucket, srcKey)
-	if err != nil {
+	if err := srcAccess.mayRead(q, &src, err); err != nil {
 		return err
 	}
 	if e := readConditions(q.r.Header, "X-Amz-Copy-Source-").evaluate(src.ETag, src.Modified, false); e != nil {
@@ -185,7 +186,7 @@ type completeMultipartUploadResult struct {
 }
 
 func (g *Gateway) completeMultipartUpload(q *request) error {
-	if err := g.authorize(q, q.bucket); err != nil {
+	if err := g.authorize(q, q.bucket, permWrite); err != nil {
 		return err
 	}
 	var req completeMultipartUpload
@@ -265,7 +266,7 @@ func (g *Gateway) location(q *request) string {
 }
 
 func (g *Gateway) abortMultipartUpload(q *request) error {
-	if err := g.authorize(q, q.bucket); err != nil {
+	if err := g.authorize(q, q.bucket, permWrite); err != nil {
 		return err
 	}
 	if err := g.c.AbortMultipart(q.ctx(), q.bucket, q.key, q.param("uploadId")); err != nil {
@@ -316,7 +317,7 @@ func intParam(q *request, name string, def int) (int, error) {
 }
 
 func (g *Gateway) listParts(q *request) error {
-	if err := g.authorize(q, q.bucket); err != nil {
+	if err := g.authorize(q, q.bucket, permWrite); err != nil {
 		return err
 	}
 	marker, err := intParam(q, "part-number-marker", 0)
@@ -394,7 +395,7 @@ type uploadXML struct {
 }
 
 func (g *Gateway) listMultipartUploads(q *request) error {
-	if err := g.authorize(q, q.bucket); err != nil {
+	if err := g.authorize(q, q.bucket, permRead); err != nil {
 		return err
 	}
 	p, err := readListParams(q, "max-uploads")
@@ -411,7 +412,7 @@ func (g *Gateway) listMultipartUploads(q *request) error {
 		if page, err = g.meta.Uploads(q.ctx(), req); err != nil {
 			return err
 		}
-	} else if _, err := g.owners.owner(q.ctx(), q.bucket); err != nil {
+	} else if _, err := g.buckets.get(q.ctx(), q.bucket); err != nil {
 		return err
 	}
 	res := listMultipartUploadsResult{

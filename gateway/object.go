@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -116,7 +117,7 @@ func (g *Gateway) putObject(q *request) error {
 	if err := checkKey(q.key); err != nil {
 		return err
 	}
-	if err := g.authorize(q, q.bucket); err != nil {
+	if err := g.authorize(q, q.bucket, permWrite); err != nil {
 		return err
 	}
 	ctype, meta, err := objectAttrs(q.r.Header)
@@ -203,14 +204,15 @@ func (g *Gateway) headObject(q *request) error { return g.readObject(q, false) }
 // readObject answers GET and HEAD: preconditions, ranges and parts,
 // response header overrides, and the body streamed from the cluster.
 func (g *Gateway) readObject(q *request, withBody bool) error {
-	if err := g.authorize(q, q.bucket); err != nil {
+	a, err := g.access(q, q.bucket)
+	if err != nil {
 		return err
 	}
 	if err := checkVersionID(q); err != nil {
 		return err
 	}
 	obj, err := g.meta.Object(q.ctx(), q.bucket, q.key)
-	if err != nil {
+	if err := a.mayRead(q, &obj, err); err != nil {
 		return err
 	}
 	h := q.w.Header()
@@ -354,7 +356,7 @@ func overrideHeaders(q *request, h http.Header) {
 }
 
 func (g *Gateway) deleteObject(q *request) error {
-	if err := g.authorize(q, q.bucket); err != nil {
+	if err := g.authorize(q, q.bucket, permWrite); err != nil {
 		return err
 	}
 	if err := checkVersionID(q); err != nil {
@@ -386,25 +388,21 @@ func parseCopySource(v string) (bucket, key string, err error) {
 	return bucket, key, nil
 }
 
-// copySource resolves and authorizes a request's copy source and applies
-// the x-amz-copy-source-if-* conditions. With head set (or when date
-// conditions need it) it fetches the source record, and the returned
-// preconditions then pin the copy to exactly that version; otherwise the
-// ETag conditions are left to the metadata service to check atomically.
-func (g *Gateway) copySource(q *request, head bool) (bucket, key string, src *metaapi.Object, cond metaapi.Preconditions, err error) {
+// copySource resolves and authorizes a request's copy source, fetches its
+// record and applies the x-amz-copy-source-if-* conditions. The returned
+// preconditions pin the copy to exactly the version fetched.
+func (g *Gateway) copySource(q *request) (bucket, key string, src *metaapi.Object, cond metaapi.Preconditions, err error) {
 	bucket, key, err = parseCopySource(q.r.Header.Get("X-Amz-Copy-Source"))
 	if err != nil {
 		return "", "", nil, cond, err
 	}
-	if err := g.authorize(q, bucket); err != nil {
+	a, err := g.access(q, bucket)
+	if err != nil {
 		return "", "", nil, cond, err
 	}
 	conds := readConditions(q.r.Header, "X-Amz-Copy-Source-")
-	if !head && !conds.hasModified && !conds.hasUnmodified {
-		return bucket, key, nil, metaapi.Preconditions{IfMatch: conds.ifMatch, IfNoneMatch: conds.ifNoneMatch}, nil
-	}
 	o, err := g.c.Head(q.ctx(), bucket, key)
-	if err != nil {
+	if err := a.mayRead(q, &o, err); err != nil {
 		return "", "", nil, cond, err
 	}
 	if e := conds.evaluate(o.ETag, o.Modified, false); e != nil {
@@ -429,7 +427,7 @@ func (g *Gateway) copyObject(q *request) error {
 	if err := checkKey(q.key); err != nil {
 		return err
 	}
-	if err := g.authorize(q, q.bucket); err != nil {
+	if err := g.authorize(q, q.bucket, permWrite); err != nil {
 		return err
 	}
 	if err := checkVersionID(q); err != nil {
@@ -443,7 +441,7 @@ func (g *Gateway) copyObject(q *request) error {
 	default:
 		return s3err.ErrInvalidArgument.WithMessage("Unknown metadata directive.")
 	}
-	srcBucket, srcKey, src, srcCond, err := g.copySource(q, replace)
+	srcBucket, srcKey, src, srcCond, err := g.copySource(q)
 	if err != nil {
 		return err
 	}
@@ -451,9 +449,12 @@ func (g *Gateway) copyObject(q *request) error {
 		SrcBucket: srcBucket, SrcKey: srcKey, SrcCond: srcCond,
 		DstBucket: q.bucket, DstKey: q.key,
 		DstCond: metaapi.Preconditions{IfMatch: q.r.Header.Get("If-Match"), IfNoneMatch: q.r.Header.Get("If-None-Match")},
+		// The metadata comes from this request (REPLACE) or from the
+		// source record fetched (COPY), but never the source's ACL: a
+		// copy gets the ACL the request asks for, private by default.
+		ReplaceMeta: true,
 	}
 	if replace {
-		req.ReplaceMeta = true
 		if req.ContentType, req.Meta, err = objectAttrs(q.r.Header); err != nil {
 			return err
 		}
@@ -472,6 +473,12 @@ func (g *Gateway) copyObject(q *request) error {
 		if err := unsupportedHeaders(q.r.Header); err != nil {
 			return err
 		}
+		acl, err := requestACL(q.r.Header)
+		if err != nil {
+			return err
+		}
+		req.ContentType = src.ContentType
+		req.Meta = withACL(maps.Clone(src.Meta), acl)
 	}
 	obj, err := g.c.Copy(q.ctx(), req)
 	if err != nil {
@@ -481,28 +488,56 @@ func (g *Gateway) copyObject(q *request) error {
 }
 
 func (g *Gateway) getObjectACL(q *request) error {
-	if err := g.authorize(q, q.bucket); err != nil {
+	if err := g.authorize(q, q.bucket, permOwner); err != nil {
 		return err
 	}
-	if _, err := g.c.Head(q.ctx(), q.bucket, q.key); err != nil {
-		return err
-	}
-	owner, err := g.owners.owner(q.ctx(), q.bucket)
+	obj, err := g.c.Head(q.ctx(), q.bucket, q.key)
 	if err != nil {
 		return err
 	}
-	return writeXML(q, http.StatusOK, ownerACL(g.bucketOwner(metaapi.Bucket{Owner: owner})))
+	b, err := g.buckets.get(q.ctx(), q.bucket)
+	if err != nil {
+		return err
+	}
+	return writeXML(q, http.StatusOK, policyFor(ownerOf(g.ownerID(b.owner)), objectACL(&obj)))
 }
 
+// putObjectACL changes an object's canned ACL by copying the object onto
+// itself with the new ACL in its metadata: no data moves, but, unlike in
+// S3, the object's Last-Modified time does.
 func (g *Gateway) putObjectACL(q *request) error {
-	if err := g.authorize(q, q.bucket); err != nil {
+	if err := g.authorize(q, q.bucket, permOwner); err != nil {
 		return err
 	}
-	if _, err := g.c.Head(q.ctx(), q.bucket, q.key); err != nil {
+	if err := checkVersionID(q); err != nil {
 		return err
 	}
-	if err := g.checkACLRequest(q); err != nil {
+	obj, err := g.c.Head(q.ctx(), q.bucket, q.key)
+	if err != nil {
 		return err
+	}
+	b, err := g.buckets.get(q.ctx(), q.bucket)
+	if err != nil {
+		return err
+	}
+	acl, err := g.aclRequest(q, g.ownerID(b.owner))
+	if err != nil {
+		return err
+	}
+	if acl != objectACL(&obj) {
+		_, err := g.c.Copy(q.ctx(), metaapi.CopyRequest{
+			SrcBucket: q.bucket, SrcKey: q.key, SrcCond: metaapi.Preconditions{IfMatch: obj.ETag},
+			DstBucket: q.bucket, DstKey: q.key,
+			ReplaceMeta: true, ContentType: obj.ContentType, Meta: withACL(maps.Clone(obj.Meta), acl),
+		})
+		if errors.Is(err, metaapi.ErrPrecondition) {
+			// Overwritten meanwhile: the new object is not the one
+			// whose ACL was asked for.
+			return s3err.ErrOperationAborted.WithCause(err)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	q.w.Header()["Content-Length"] = zeroLength
 	q.w.WriteHeader(http.StatusOK)
@@ -517,7 +552,7 @@ type tagging struct {
 // getObjectTagging answers that the object has no tags, which is true:
 // talus stores none.
 func (g *Gateway) getObjectTagging(q *request) error {
-	if err := g.authorize(q, q.bucket); err != nil {
+	if err := g.authorize(q, q.bucket, permOwner); err != nil {
 		return err
 	}
 	if _, err := g.c.Head(q.ctx(), q.bucket, q.key); err != nil {

@@ -39,7 +39,7 @@ func (g *Gateway) routes() {
 	}
 	noSuch := func(e *s3err.Error) func(*request) error {
 		return func(q *request) error {
-			if _, err := g.requireBucket(q); err != nil {
+			if _, err := g.requireBucket(q, permOwner); err != nil {
 				return err
 			}
 			return e

@@ -18,11 +18,15 @@ type identity struct {
 	accessKey string
 	root      bool
 	buckets   []string // buckets usable besides those owned
+	// anonymous marks requests without authentication, which only ACLs
+	// let in anywhere.
+	anonymous bool
 }
 
-// mayUse reports whether the identity may use a bucket with the given owner.
+// mayUse reports whether the identity may use a bucket with the given owner
+// as its owner would.
 func (id *identity) mayUse(bucket, owner string) bool {
-	return id.root || owner == id.accessKey || slices.Contains(id.buckets, bucket)
+	return !id.anonymous && (id.root || owner == id.accessKey || slices.Contains(id.buckets, bucket))
 }
 
 // How long user and bucket records are trusted. Short, because gateways
@@ -135,74 +139,131 @@ func evictExpired[V any](m map[string]V, now time.Time, expires func(V) time.Tim
 	}
 }
 
-// ownerCache remembers bucket owners for access checks.
-type ownerCache struct {
+// bucketCache remembers bucket owners and ACLs for access checks.
+type bucketCache struct {
 	meta *metaapi.Client
 
 	mu sync.Mutex
-	m  map[string]ownerEntry
+	m  map[string]bucketEntry
 }
 
-type ownerEntry struct {
-	owner   string
+type bucketEntry struct {
+	bucketACL
 	expires time.Time
 }
 
-func newOwnerCache(meta *metaapi.Client) *ownerCache {
-	return &ownerCache{meta: meta, m: make(map[string]ownerEntry)}
+func newBucketCache(meta *metaapi.Client) *bucketCache {
+	return &bucketCache{meta: meta, m: make(map[string]bucketEntry)}
 }
 
-// owner returns a bucket's owner, or ErrNoSuchBucket.
-func (c *ownerCache) owner(ctx context.Context, bucket string) (string, error) {
+// get returns a bucket's owner and ACL, or ErrNoSuchBucket.
+func (c *bucketCache) get(ctx context.Context, bucket string) (bucketACL, error) {
 	now := time.Now()
 	c.mu.Lock()
 	e, ok := c.m[bucket]
 	c.mu.Unlock()
 	if ok && now.Before(e.expires) {
-		return e.owner, nil
+		return e.bucketACL, nil
 	}
 	b, err := c.meta.Bucket(ctx, bucket)
 	if err != nil {
-		return "", fmt.Errorf("look up bucket %s: %w", bucket, err)
+		return bucketACL{}, fmt.Errorf("look up bucket %s: %w", bucket, err)
 	}
-	c.mu.Lock()
-	if len(c.m) >= cacheMax {
-		evictExpired(c.m, now, func(e ownerEntry) time.Time { return e.expires })
-	}
-	c.m[bucket] = ownerEntry{owner: b.Owner, expires: now.Add(ownerTTL)}
-	c.mu.Unlock()
-	return b.Owner, nil
+	c.put(b, now)
+	return bucketACL{owner: b.Owner, acl: b.ACL}, nil
 }
 
-// forget drops what is known about a bucket that was created or deleted.
-func (c *ownerCache) forget(bucket string) {
+// put caches a bucket record just read.
+func (c *bucketCache) put(b metaapi.Bucket, now time.Time) {
+	c.mu.Lock()
+	if len(c.m) >= cacheMax {
+		evictExpired(c.m, now, func(e bucketEntry) time.Time { return e.expires })
+	}
+	c.m[b.Name] = bucketEntry{bucketACL{owner: b.Owner, acl: b.ACL}, now.Add(ownerTTL)}
+	c.mu.Unlock()
+}
+
+// forget drops what is known about a bucket that was created, deleted or
+// given a new ACL.
+func (c *bucketCache) forget(bucket string) {
 	c.mu.Lock()
 	delete(c.m, bucket)
 	c.mu.Unlock()
 }
 
-// authorize checks that q's caller may use bucket. Root skips the lookup:
-// a missing bucket then surfaces from the operation itself.
+// access is what q's caller may do in a bucket.
+type access struct {
+	full  bool // the owner's rights: root, owner, or given the bucket
+	read  bool // may list
+	write bool // may create and delete objects
+}
+
+// access finds what q's caller may do in bucket. Root and users given the
+// bucket skip the lookup: a missing bucket then surfaces from the
+// operation itself.
 //
 // A request may also name the owner it expects (x-amz-expected-bucket-owner),
 // guarding against writing into a bucket that was deleted and recreated by
 // someone else.
-func (g *Gateway) authorize(q *request, bucket string) error {
+func (g *Gateway) access(q *request, bucket string) (access, error) {
 	expected := ""
 	if bucket == q.bucket {
 		expected = q.r.Header.Get("X-Amz-Expected-Bucket-Owner")
 	}
-	if expected == "" && (q.user.root || slices.Contains(q.user.buckets, bucket)) {
-		return nil
+	if expected == "" && !q.user.anonymous && (q.user.root || slices.Contains(q.user.buckets, bucket)) {
+		return access{full: true, read: true, write: true}, nil
 	}
-	owner, err := g.owners.owner(q.ctx(), bucket)
+	b, err := g.buckets.get(q.ctx(), bucket)
+	if err != nil {
+		return access{}, err
+	}
+	if expected != "" && expected != g.ownerID(b.owner) {
+		return access{}, s3err.ErrAccessDenied
+	}
+	if q.user.mayUse(bucket, b.owner) {
+		return access{full: true, read: true, write: true}, nil
+	}
+	return access{read: grants(b.acl, permRead, q.user), write: grants(b.acl, permWrite, q.user)}, nil
+}
+
+// authorize checks that q's caller has perm in bucket.
+func (g *Gateway) authorize(q *request, bucket string, perm permission) error {
+	a, err := g.access(q, bucket)
 	if err != nil {
 		return err
 	}
-	if !q.user.mayUse(bucket, owner) {
+	if !a.allows(perm) {
 		return s3err.ErrAccessDenied
 	}
-	if expected != "" && expected != g.bucketOwner(metaapi.Bucket{Owner: owner}).ID {
+	return nil
+}
+
+func (a access) allows(perm permission) bool {
+	switch perm {
+	case permRead:
+		return a.read
+	case permWrite:
+		return a.write
+	}
+	return a.full
+}
+
+// mayRead decides whether q's caller may read an object of a bucket it has
+// access a to. Unless the caller has the owner's rights, the object's own
+// ACL decides. lookupErr is the error looking the object up gave: a
+// missing key is NoSuchKey only to callers who may list the bucket, and
+// AccessDenied to the others, as in S3.
+func (a access) mayRead(q *request, o *metaapi.Object, lookupErr error) error {
+	if a.full {
+		return lookupErr
+	}
+	if lookupErr != nil {
+		if errors.Is(lookupErr, metaapi.ErrNoSuchKey) && !a.read {
+			return s3err.ErrAccessDenied
+		}
+		return lookupErr
+	}
+	if !grants(objectACL(o), permRead, q.user) {
 		return s3err.ErrAccessDenied
 	}
 	return nil

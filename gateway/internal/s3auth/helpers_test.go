@@ -183,6 +183,7 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.Header().Set("Content-Length", strconv.Itoa(len(obj)))
+		w.Header().Set("Last-Modified", "Fri, 01 Mar 2024 12:00:00 GMT")
 		w.Write(obj)
 	}
 }

@@ -47,7 +47,7 @@ func (d docRequest) send(t *testing.T, url string) {
 	}
 	req.Host = d.host
 	for _, h := range d.headers {
-		req.Header.Set(h[0], h[1])
+		req.Header.Add(h[0], h[1])
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -10,7 +10,10 @@ import (
 )
 
 // param is one decoded query parameter.
-type param struct{ key, value string }
+type param struct {
+	key, value string
+	eq         bool // the parameter had an '=', if an empty value
+}
 
 // params is a query string in the order the client sent it.
 type params []param
@@ -25,13 +28,13 @@ func parseQuery(raw string, dst params) (params, error) {
 		if kv == "" {
 			continue
 		}
-		k, v, _ := strings.Cut(kv, "=")
+		k, v, eq := strings.Cut(kv, "=")
 		k, err1 := url.QueryUnescape(k)
 		v, err2 := url.QueryUnescape(v)
 		if err1 != nil || err2 != nil {
 			return nil, s3err.ErrInvalidURI
 		}
-		dst = append(dst, param{k, v})
+		dst = append(dst, param{k, v, eq})
 	}
 	return dst, nil
 }

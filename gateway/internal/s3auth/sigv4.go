@@ -63,7 +63,7 @@ func parseAuthorization(s *signature, authz string, h http.Header) error {
 	scheme, rest, _ := strings.Cut(authz, " ")
 	switch scheme {
 	case algorithmV4:
-	case algorithmV4a, "AWS":
+	case algorithmV4a:
 		return errUnsupportedMechanism
 	default:
 		return errUnsupportedAuthType
@@ -114,7 +114,7 @@ func parseAuthorization(s *signature, authz string, h http.Header) error {
 		}
 		s.amzDate, s.time = d, t
 	} else if d := h.Get("Date"); d != "" {
-		t, err := http.ParseTime(d)
+		t, err := parseHTTPDate(d)
 		if err != nil {
 			return s3err.ErrMissingDate
 		}

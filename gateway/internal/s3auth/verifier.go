@@ -2,7 +2,9 @@
 // Version 4 — in an Authorization header or in a presigned URL's query —
 // and verifies the request bodies those signatures cover: bodies whose
 // SHA-256 is declared in x-amz-content-sha256, and aws-chunked bodies
-// (STREAMING-*) with per-chunk signatures and trailing checksums.
+// (STREAMING-*) with per-chunk signatures and trailing checksums. It also
+// accepts the legacy Signature Version 2, header and presigned, which older
+// tools (s3cmd, aws CLI v1's presign) still use.
 //
 // Body verification happens while the body is read: the replacement body in
 // Result returns an *s3err.Error instead of io.EOF if anything does not
@@ -19,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,6 +58,10 @@ type Verifier struct {
 	MaxSkew time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Domain is the gateway's domain for virtual-host-style requests
+	// (<bucket>.<Domain>), which Signature Version 2 needs to know: it
+	// signs the bucket as part of the path. Empty: path style only.
+	Domain string
 
 	keys    keyCache
 	bufs    sync.Pool // *[]byte scratch for canonical requests
@@ -110,10 +117,11 @@ func (res *Result) TrailerChecksumValue() string {
 // Requests without any authentication succeed with Result.Anonymous set.
 // Every error Verify returns is an *s3err.Error. It does not read the body.
 //
-// Signature Version 2 and SigV4a (AWS4-ECDSA-P256-SHA256) are refused with
-// InvalidRequest "The authorization mechanism you have provided is not
-// supported. Please use AWS4-HMAC-SHA256.", which is how S3 answers V2 in
-// the regions that never had it, and which clients recognise.
+// Signature Version 2 is accepted too (see sigv2.go), as S3 still accepts
+// it in the regions that had it. SigV4a (AWS4-ECDSA-P256-SHA256) is
+// refused with InvalidRequest "The authorization mechanism you have
+// provided is not supported. Please use AWS4-HMAC-SHA256.", which is how S3
+// answers unsupported mechanisms, and which clients recognise.
 //
 // Verify must see the request as the client sent it: call it before
 // anything rewrites r.URL or r.Host.
@@ -135,11 +143,14 @@ func (v *Verifier) Verify(r *http.Request) (*Result, error) {
 		if len(authz) != 1 {
 			return nil, errMalformedHeader("more than one Authorization header.")
 		}
+		if strings.HasPrefix(authz[0], algorithmV2+" ") {
+			return v.verifyV2(r, q, authz[0])
+		}
 		err = parseAuthorization(sig, authz[0], r.Header)
 	case presigned:
 		err = parsePresigned(sig, q)
 	case presignedV2:
-		return nil, errUnsupportedMechanism
+		return v.verifyV2(r, q, "")
 	default:
 		return v.anonymous(r)
 	}

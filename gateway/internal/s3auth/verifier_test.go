@@ -199,15 +199,11 @@ func TestSignedRequestsRefused(t *testing.T) {
 			return strings.Replace(a, now.UTC().Format("/20060102/"), now.UTC().AddDate(0, 0, -1).Format("/20060102/"), 1)
 		}), "AuthorizationHeaderMalformed"},
 		{"host not signed", setAuth(func(a string) string { return strings.Replace(a, "host;", "", 1) }), "AccessDenied"},
-		{"signature V2", setAuth(func(string) string { return "AWS " + testAccessKey + ":frJIUN8DYpKDtOLCwo//yllqDzg=" }), "InvalidRequest"},
 		{"signature V4a", setAuth(func(a string) string { return strings.Replace(a, "AWS4-HMAC-SHA256", "AWS4-ECDSA-P256-SHA256", 1) }), "InvalidRequest"},
 		{"unknown scheme", setAuth(func(string) string { return "Bearer xyz" }), "InvalidArgument"},
 		{"empty", setAuth(func(string) string { return "" }), "InvalidArgument"},
 		{"scheme only", setAuth(func(string) string { return "AWS4-HMAC-SHA256" }), "AuthorizationHeaderMalformed"},
 		{"two authorization headers", resign(func(r *http.Request) { r.Header.Add("Authorization", r.Header.Get("Authorization")) }), "AuthorizationHeaderMalformed"},
-		{"presign V2", func(t *testing.T, b string) *http.Request {
-			return newReq(t, "GET", b, "/b/k", "AWSAccessKeyId="+testAccessKey+"&Expires=1700000000&Signature=abc", nil)
-		}, "InvalidRequest"},
 		{"malformed query", resign(func(r *http.Request) { r.URL.RawQuery = "a=%G1" }), "InvalidURI"},
 	} {
 		f, srv := startFake(t, &Verifier{Creds: testCreds()}, false)
@@ -227,15 +223,22 @@ func TestSignedRequestsRefused(t *testing.T) {
 func TestDateHeader(t *testing.T) {
 	f, srv := startFake(t, &Verifier{Creds: testCreds()}, false)
 	for _, tc := range []struct {
-		age  time.Duration
-		code string
+		age    time.Duration
+		layout string
+		code   string
 	}{
-		{0, ""},
-		{20 * time.Minute, "RequestTimeTooSkewed"},
+		{0, http.TimeFormat, ""},
+		// Python's email.utils.formatdate, which botocore uses.
+		{0, "Mon, 02 Jan 2006 15:04:05 -0000", ""},
+		{0, time.RFC1123Z, ""},
+		{0, time.RFC850, ""},
+		{0, time.ANSIC, ""},
+		{0, time.RFC3339, "AccessDenied"},
+		{20 * time.Minute, http.TimeFormat, "RequestTimeTooSkewed"},
 	} {
 		at := time.Now().UTC().Truncate(time.Second).Add(-tc.age)
 		r := newReq(t, "GET", srv.URL, "/b/k", "", nil)
-		r.Header.Set("Date", at.Format(http.TimeFormat))
+		r.Header.Set("Date", at.Format(tc.layout))
 		r.Header.Set("X-Amz-Content-Sha256", emptySHA256)
 		s := &signature{amzDate: at.Format(iso8601Format), signedHeaders: "date;host;x-amz-content-sha256"}
 		cred := testAccessKey + "/" + at.Format(yyyymmdd) + "/eu-central-1/s3/aws4_request"
@@ -245,7 +248,7 @@ func TestDateHeader(t *testing.T) {
 		sig := (&Verifier{}).requestSignature(server, nil, s, emptySHA256, deriveSigningKey(testSecret, at.Format(yyyymmdd), "eu-central-1"), false)
 		r.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential="+cred+", SignedHeaders="+s.signedHeaders+", Signature="+hex.EncodeToString(sig[:]))
 		send(t, r)
-		wantCode(t, fmt.Sprintf("Date %v old", tc.age), f.last(t).err, tc.code)
+		wantCode(t, fmt.Sprintf("Date %q, %v old", tc.layout, tc.age), f.last(t).err, tc.code)
 	}
 }
 
