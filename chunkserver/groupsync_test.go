@@ -48,3 +48,27 @@ func TestGroupSync(t *testing.T) {
 		t.Fatalf("flush error not passed on: %v", err)
 	}
 }
+
+// TestCancelledWaitKeepsDiskHealthy: a client hanging up while its shard
+// waits for a flush must not take the disk out of service.
+func TestCancelledWaitKeepsDiskHealthy(t *testing.T) {
+	s, err := New(Config{Disks: []string{t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	d := s.disks[0]
+	release := make(chan struct{})
+	d.durable.flush = func() error { <-release; return nil }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.waitDurable(ctx, d, "sync data") }()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled wait: %v", err)
+	}
+	close(release)
+	if !d.healthy() {
+		t.Fatal("a cancelled wait marked the disk failed")
+	}
+}

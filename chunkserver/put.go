@@ -227,11 +227,24 @@ func (s *Server) writeShard(ctx context.Context, d *disk, id string, size, limit
 	}
 	// The data must be durable before the rename makes it a shard.
 	if !s.noSync {
-		if err := d.durable.wait(ctx); err != nil {
-			return s.diskError(d, "sync data", err)
+		if err := s.waitDurable(ctx, d, "sync data"); err != nil {
+			return err
 		}
 	}
 	return s.commit(ctx, d, id, tmp, fileSize(dataLen, s.blockSize))
+}
+
+// waitDurable waits for d's next flush. A client that hangs up meanwhile
+// cancels only its own wait; only a failed flush is the disk's fault.
+func (s *Server) waitDurable(ctx context.Context, d *disk, op string) error {
+	err := d.durable.wait(ctx)
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		return s.diskError(d, op, err)
+	}
+	return nil
 }
 
 // A tempFile is a shard being written, with direct I/O while the writes
@@ -349,8 +362,8 @@ func (s *Server) commit(ctx context.Context, d *disk, id, tmp string, fsize int6
 	// Without this the rename may not survive a power failure, although
 	// the client was told the shard is stored. See BenchmarkPutSync.
 	if !s.noSync && !s.skipDirSync {
-		if err := d.durable.wait(ctx); err != nil {
-			return s.diskError(d, "sync rename", err)
+		if err := s.waitDurable(ctx, d, "sync rename"); err != nil {
+			return err
 		}
 	}
 	return nil
