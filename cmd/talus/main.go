@@ -28,6 +28,7 @@ func commands() []command {
 		{"chunk", "run a chunk server", runChunk},
 		{"gateway", "run an S3 gateway", runGateway},
 		{"admin", "administer a cluster: users, buckets", runAdmin},
+		{"bench", "benchmark an S3 endpoint or a talus cluster", runBench},
 	}
 }
 
