@@ -141,8 +141,10 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if created {
 		fmt.Fprintf(stdout, "  S3 root credentials (shown once; kept in %s/root-credentials):\n", *dir)
 		fmt.Fprintf(stdout, "    export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n", user, password)
+	} else if os.Getenv("TALUS_ROOT_USER") != "" {
+		fmt.Fprintf(stdout, "  S3 root credentials: $TALUS_ROOT_USER / $TALUS_ROOT_PASSWORD\n")
 	} else {
-		fmt.Fprintf(stdout, "  S3 root credentials: see %s/root-credentials or $TALUS_ROOT_USER\n", *dir)
+		fmt.Fprintf(stdout, "  S3 root credentials: in %s/root-credentials (ACCESS_KEY:SECRET)\n", *dir)
 	}
 	fmt.Fprintln(stdout, "Ctrl-C stops it.")
 	<-ctx.Done()
