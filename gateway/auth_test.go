@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/md5"
 	"encoding/base64"
 	"fmt"
 	"hash/crc32"
@@ -313,6 +314,69 @@ func TestExpectContinueRefused(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("anonymous PUT with Expect: 100-continue answered %d, want 403", resp.StatusCode)
+	}
+	wantAbsent(t, c, b, "obj")
+}
+
+// CORS preflight requests come unauthenticated; with no CORS configuration
+// in talus, S3's answers for a bucket without one.
+func TestPreflight(t *testing.T) {
+	c := newS3(t, rootKey, rootSecret)
+	b := newBucket(t, c)
+	for _, tc := range []struct {
+		path   string
+		header http.Header
+		status int
+		code   string
+	}{
+		{"/" + b + "/k", nil, http.StatusBadRequest, "BadRequest"},
+		{"/" + b + "/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=00", nil, http.StatusBadRequest, "BadRequest"},
+		{"/" + b + "/k", http.Header{"Origin": {"https://example.com"}}, http.StatusBadRequest, "BadRequest"},
+		{"/" + b + "/k", http.Header{"Origin": {"https://example.com"}, "Access-Control-Request-Method": {"GET"}}, http.StatusForbidden, "AccessForbidden"},
+		{"/no-such-bucket-here/k", http.Header{"Origin": {"https://example.com"}, "Access-Control-Request-Method": {"GET"}}, http.StatusNotFound, "NoSuchBucket"},
+	} {
+		req := mustRequest(t, "OPTIONS", env.httpURL+tc.path, nil)
+		for k, v := range tc.header {
+			req.Header[k] = v
+		}
+		resp, body := do(t, req)
+		wantRawError(t, resp, body, tc.status, tc.code)
+		if resp.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("%s: allowed an origin", tc.path)
+		}
+	}
+}
+
+// A body longer than its Content-Length fails its digest; the rest of it
+// must not be taken for the next request on the connection.
+func TestBodyMismatchClosesConnection(t *testing.T) {
+	c := newS3(t, rootKey, rootSecret)
+	b := newBucket(t, c)
+	req := mustRequest(t, "PUT", env.httpURL+"/"+b+"/obj", nil)
+	sum := md5.Sum([]byte("bar"))
+	req.Header.Set("Content-Md5", base64.StdEncoding.EncodeToString(sum[:]))
+	req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+	must(t, v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: rootKey, SecretAccessKey: rootSecret}, req, "UNSIGNED-PAYLOAD", "s3", region, time.Now()))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(env.httpURL, "http://"))
+	must(t, err)
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	var head bytes.Buffer
+	fmt.Fprintf(&head, "PUT /%s/obj HTTP/1.1\r\nHost: %s\r\nContent-Length: 2\r\n", b, req.Host)
+	req.Header.Write(&head)
+	head.WriteString("\r\nbar")
+	_, err = conn.Write(head.Bytes())
+	must(t, err)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	must(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !bytes.Contains(body, []byte("BadDigest")) || !resp.Close {
+		t.Fatalf("got %d (close %v) %s, want 400 BadDigest and the connection closed", resp.StatusCode, resp.Close, body)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("connection still open: %v", err)
 	}
 	wantAbsent(t, c, b, "obj")
 }

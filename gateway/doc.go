@@ -3,9 +3,9 @@
 // work against a talus cluster unchanged.
 //
 // A Gateway is stateless: it authenticates each request (AWS Signature
-// Version 4, header or presigned), maps it onto the native client
-// (package client) and answers in S3's XML. Several gateways may serve one
-// cluster. Bodies stream straight through in both directions; nothing is
+// Version 4 or the legacy Version 2, header or presigned), maps it onto the
+// native client (package client) and answers in S3's XML. Several gateways
+// may serve one cluster. Bodies stream straight through in both directions; nothing is
 // buffered whole.
 //
 // # Addressing
@@ -19,7 +19,23 @@
 // are users stored in the metadata service (metaapi.User); a user may use
 // the buckets it created (metaapi.Bucket.Owner is the creating access key)
 // and those listed in its record. Users marked Root are treated like the
-// root key. Anonymous requests are refused.
+// root key.
+//
+// Buckets and objects also have an S3 canned ACL: private (the default),
+// public-read, public-read-write or authenticated-read, set with x-amz-acl
+// on CreateBucket, PutObject, CopyObject and CreateMultipartUpload, or with
+// PutBucketAcl and PutObjectAcl (canned, or an AccessControlPolicy document
+// equivalent to one). As in S3, a bucket's ACL lets others list it (READ)
+// or create and delete objects in it (WRITE), and an object's ACL lets
+// others read that object; anonymous requests get exactly what the ACLs
+// grant to AllUsers, other users what they grant to AllUsers and
+// AuthenticatedUsers. An object's owner is its bucket's owner, so
+// bucket-owner-read and bucket-owner-full-control amount to private. A
+// bucket's ACL is metaapi.Bucket.ACL. Changing an object's ACL rewrites its
+// record, which, unlike in S3, updates its Last-Modified time.
+//
+// CORS preflight requests (OPTIONS) are answered as S3 answers them for a
+// bucket without a CORS configuration.
 //
 // # How S3 attributes are stored
 //
@@ -29,7 +45,8 @@
 // lower-case header names:
 //
 //	x-amz-meta-<name>        user metadata; <name> lower-cased, value as sent
-//	                         (bytes that are not UTF-8 are read as ISO-8859-1).
+//	                         (bytes that are not UTF-8 are read as ISO-8859-1,
+//	                         stored as UTF-8 and sent back as they came).
 //	                         s3fs, goofys and rclone keep POSIX attributes
 //	                         here (x-amz-meta-mode, -uid, -gid, -mtime).
 //	cache-control            stored headers, returned on GET and HEAD
@@ -42,6 +59,9 @@
 //	x-amz-checksum-<alg>     the object's checksum (crc32, crc32c, crc64nvme,
 //	                         sha1, sha256), base64 as S3 sends it; returned
 //	                         when the client asks with x-amz-checksum-mode.
+//	x-amz-acl                the object's canned ACL, absent for private.
+//	x-talus-latin1-meta      the x-amz-meta-<name> keys, comma-separated,
+//	                         whose values came as ISO-8859-1.
 //
 // Parts of a multipart upload keep their checksum in metaapi.Part.Meta under
 // the same x-amz-checksum-<alg> name. Keys outside this list are never sent
@@ -59,13 +79,14 @@
 //
 // # Not implemented
 //
-// Versioning, ACLs beyond the owner's implicit FULL_CONTROL, bucket
-// policies, lifecycle, CORS, website hosting, tagging, object lock,
+// Versioning, ACLs other than the canned ones above (grants to users or
+// by e-mail, x-amz-grant-* headers), bucket policies, lifecycle, CORS
+// configurations, website hosting, tagging, object lock,
 // server-side encryption, GetObjectAttributes, POST (browser form) uploads
 // and object-level checksums of multipart uploads (COMPOSITE and
 // FULL_OBJECT; each part's checksum is verified and kept) get
 // NotImplemented or are simply absent. A few read-only subresources answer
 // as S3 does for a bucket without that configuration (GET ?versioning,
 // ?acl, ?policy, ?tagging, ...), because many tools ask for them and give
-// up on NotImplemented. Only Signature Version 4 is accepted.
+// up on NotImplemented. SigV4a is not accepted.
 package gateway

@@ -178,6 +178,10 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		g.fail(q, s3err.ErrInvalidURI)
 		return
 	}
+	if r.Method == http.MethodOptions {
+		g.preflight(q)
+		return
+	}
 	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 		// Tag failures to read from the client, so they are not blamed
 		// on the cluster. The wrapper goes on a copy of the request:
@@ -232,6 +236,28 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 var serverHeader = []string{"talus"}
+
+// preflight answers a CORS preflight request (OPTIONS), which browsers
+// send without credentials. Buckets have no CORS configuration in talus,
+// so a well-formed one is refused as S3 refuses it for such a bucket.
+func (g *Gateway) preflight(q *request) {
+	q.op = "PreflightCORS"
+	h := q.r.Header
+	switch {
+	case h.Get("Origin") == "":
+		g.fail(q, s3err.ErrBadRequest.WithMessage("Insufficient information. Origin request header needed."))
+	case h.Get("Access-Control-Request-Method") == "":
+		g.fail(q, s3err.ErrBadRequest.WithMessage("Invalid Access-Control-Request-Method: null"))
+	case q.bucket == "":
+		g.fail(q, s3err.ErrCORSNotEnabled)
+	default:
+		if _, err := g.buckets.get(q.ctx(), q.bucket); err != nil {
+			g.fail(q, err)
+			return
+		}
+		g.fail(q, s3err.ErrCORSNotEnabled)
+	}
+}
 
 // headerBytes approximates the size of r's header fields as sent. The
 // request line does not count: presigned URLs put their signature there.
@@ -303,7 +329,26 @@ func (g *Gateway) fail(q *request, err error) {
 			slog.String("method", q.r.Method), slog.String("resource", q.resource()),
 			slog.String("code", e.Code), slog.Int("status", e.HTTPStatus), slog.Any("err", err))
 	}
+	if q.r.ContentLength != 0 && bodyMismatch(e) {
+		// The body was not what its headers said. Whatever the client
+		// meant to send may not end where this request's framing did
+		// (a Content-Length short of the body, say), so the connection
+		// cannot be trusted for another request.
+		q.w.Header()["Connection"] = connectionClose
+	}
 	s3err.Write(q.w, q.r, e, q.resource(), q.id)
+}
+
+var connectionClose = []string{"close"}
+
+// bodyMismatch reports whether e says a request body did not match its
+// declared length or digests.
+func bodyMismatch(e *s3err.Error) bool {
+	switch e.Code {
+	case s3err.ErrBadDigest.Code, s3err.ErrIncompleteBody.Code, s3err.ErrXAmzContentSHA256Mismatch.Code:
+		return true
+	}
+	return false
 }
 
 // s3error maps an error from any layer to what the client is told.

@@ -124,6 +124,26 @@ func TestObjectAttributes(t *testing.T) {
 		t.Errorf("default Content-Type %q", *h.ContentType)
 	}
 
+	// Header octets beyond ASCII come back as they were sent, whether
+	// they are UTF-8 or (as Python sends them) ISO-8859-1.
+	hdr := http.Header{"X-Amz-Meta-Latin": {"Hello World\xe9"}, "X-Amz-Meta-Utf8": {"Hello Worldé"}}
+	resp, body = do(t, rawRequest(t, "PUT", env.httpURL+"/"+b+"/octets", []byte("x"), hdr, rootKey, rootSecret, time.Now()))
+	if resp.StatusCode != 200 {
+		t.Fatalf("PUT: %d %s", resp.StatusCode, body)
+	}
+	resp, _ = do(t, rawRequest(t, "GET", env.httpURL+"/"+b+"/octets", nil, nil, rootKey, rootSecret, time.Now()))
+	if got := resp.Header.Get("X-Amz-Meta-Latin"); got != "Hello World\xe9" {
+		t.Errorf("ISO-8859-1 metadata came back as %q", got)
+	}
+	if got := resp.Header.Get("X-Amz-Meta-Utf8"); got != "Hello Worldé" {
+		t.Errorf("UTF-8 metadata came back as %q", got)
+	}
+	o, err = env.client.Head(ctx, b, "octets")
+	must(t, err)
+	if o.Meta["x-amz-meta-latin"] != "Hello Worldé" {
+		t.Errorf("ISO-8859-1 metadata stored as %q", o.Meta["x-amz-meta-latin"])
+	}
+
 	// Metadata over S3's 2 KiB limit.
 	_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: aws.String("fat"), Body: strings.NewReader("x"),
 		Metadata: map[string]string{"big": strings.Repeat("v", 2100)}})

@@ -34,7 +34,17 @@ var (
 // routes builds one router per kind of target: the service (no bucket),
 // buckets and objects. Order matters: the first route that matches wins.
 func (g *Gateway) routes() {
+	// Operations talus lacks are the owner's to be told about: others are
+	// refused as they would be if the operation existed.
 	notImpl := func(q *request) error {
+		switch {
+		case q.bucket != "":
+			if err := g.authorize(q, q.bucket, permOwner); err != nil {
+				return err
+			}
+		case q.user.anonymous:
+			return s3err.ErrAccessDenied
+		}
 		return s3err.ErrNotImplemented.WithMessage("The requested operation is not implemented.")
 	}
 	noSuch := func(e *s3err.Error) func(*request) error {
@@ -90,7 +100,14 @@ func (g *Gateway) routes() {
 		{PUT, hasAny(bucketUnsupported), "NotImplemented", notImpl},
 		{PUT, nil, "CreateBucket", g.createBucket},
 		{POST, has("delete"), "DeleteObjects", g.deleteObjects},
-		{POST, nil, "NotImplemented", notImpl},
+		{POST, nil, "PostObject", func(q *request) error {
+			// A browser form upload: whoever may write to the bucket is
+			// told it is not implemented.
+			if err := g.authorize(q, q.bucket, permWrite); err != nil {
+				return err
+			}
+			return s3err.ErrNotImplemented.WithMessage("POST object uploads are not implemented.")
+		}},
 		{DELETE, hasAny(bucketUnsupported), "NotImplemented", notImpl},
 		{DELETE, nil, "DeleteBucket", g.deleteBucket},
 	})

@@ -105,7 +105,8 @@ func TestObjectAttrs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"x-amz-meta-latin": "café", "x-amz-meta-mode": "0644", "x-amz-meta-multi": "a,b", "content-encoding": "gzip", "cache-control": "no-store"}
+	want := map[string]string{"x-amz-meta-latin": "café", "x-amz-meta-mode": "0644", "x-amz-meta-multi": "a,b", "content-encoding": "gzip", "cache-control": "no-store",
+		keyLatin1Meta: "x-amz-meta-latin"}
 	if ct != "text/plain" || len(meta) != len(want) {
 		t.Fatalf("got %q %v, want %v", ct, meta, want)
 	}
@@ -119,9 +120,65 @@ func TestObjectAttrs(t *testing.T) {
 		t.Errorf("bad storage class: %v", err)
 	}
 	h.Set("X-Amz-Storage-Class", "STANDARD")
-	h.Set("X-Amz-Acl", "public-read")
+	for acl, want := range map[string]string{"public-read": "public-read", "private": "", "bucket-owner-full-control": "", "authenticated-read": "authenticated-read"} {
+		h.Set("X-Amz-Acl", acl)
+		if _, meta, err := objectAttrs(h); err != nil || meta[keyACL] != want {
+			t.Errorf("ACL %s: stored %q, %v", acl, meta[keyACL], err)
+		}
+	}
+	h.Set("X-Amz-Acl", "aws-exec-read")
 	if _, _, err := objectAttrs(h); !errors.Is(err, s3err.ErrNotImplemented) {
-		t.Errorf("public ACL: %v", err)
+		t.Errorf("aws-exec-read: %v", err)
+	}
+	h.Set("X-Amz-Acl", "public")
+	if _, _, err := objectAttrs(h); !errors.Is(err, s3err.ErrInvalidArgument) {
+		t.Errorf("unknown canned ACL: %v", err)
+	}
+	h.Del("X-Amz-Acl")
+	h.Set("X-Amz-Grant-Read", "uri=http://acs.amazonaws.com/groups/global/AllUsers")
+	if _, _, err := objectAttrs(h); !errors.Is(err, s3err.ErrNotImplemented) {
+		t.Errorf("grant header: %v", err)
+	}
+}
+
+func TestCannedFromPolicy(t *testing.T) {
+	type grant = struct{ ID, URI, Email, Permission string }
+	mk := func(owner string, gs ...grant) *aclInput {
+		p := &aclInput{Owner: owner}
+		for _, g := range gs {
+			p.Grants = append(p.Grants, struct {
+				ID         string `xml:"Grantee>ID"`
+				URI        string `xml:"Grantee>URI"`
+				Email      string `xml:"Grantee>EmailAddress"`
+				Permission string
+			}{g.ID, g.URI, g.Email, g.Permission})
+		}
+		return p
+	}
+	own := grant{ID: "me", Permission: "FULL_CONTROL"}
+	for _, tc := range []struct {
+		p    *aclInput
+		want string
+		err  *s3err.Error
+	}{
+		{mk("me", own), aclPrivate, nil},
+		{mk("me", own, grant{URI: allUsersURI, Permission: "READ"}), aclPublicRead, nil},
+		{mk("me", grant{URI: allUsersURI, Permission: "WRITE"}, own, grant{URI: allUsersURI, Permission: "READ"}), aclPublicReadWrite, nil},
+		{mk("", own, grant{URI: authenticatedUsersURI, Permission: "READ"}), aclAuthenticatedRead, nil},
+		{mk("me"), "", s3err.ErrNotImplemented},
+		{mk("me", own, grant{URI: allUsersURI, Permission: "WRITE"}), "", s3err.ErrNotImplemented},
+		{mk("me", own, grant{URI: allUsersURI, Permission: "READ_ACP"}), "", s3err.ErrNotImplemented},
+		{mk("me", own, grant{ID: "you", Permission: "READ"}), "", s3err.ErrNotImplemented},
+		{mk("me", own, grant{ID: "nobody", Permission: "READ"}), "", s3err.ErrInvalidArgument},
+		{mk("me", own, grant{Email: "you@example.com", Permission: "READ"}), "", s3err.ErrUnresolvableGrantByEmail},
+		{mk("me", own, grant{URI: allUsersURI, Permission: "EVERYTHING"}), "", s3err.ErrMalformedACL},
+		{mk("me", own, grant{URI: allUsersURI, Permission: "READ"}, grant{URI: authenticatedUsersURI, Permission: "READ"}), "", s3err.ErrNotImplemented},
+		{mk("you", own), "", s3err.ErrAccessDenied},
+	} {
+		got, err := cannedFromPolicy(tc.p, "me", func(id string) (bool, error) { return id == "you", nil })
+		if got != tc.want || (tc.err == nil) != (err == nil) || tc.err != nil && !errors.Is(err, tc.err) {
+			t.Errorf("%+v: got %q, %v; want %q, %v", tc.p, got, err, tc.want, tc.err)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ func e(code string, status int, msg string) *Error {
 // Authentication and signing.
 var (
 	ErrAccessDenied                      = e("AccessDenied", http.StatusForbidden, "Access Denied")
+	ErrCORSNotEnabled                    = e("AccessForbidden", http.StatusForbidden, "CORSResponse: CORS is not enabled for this bucket.")
 	ErrAuthorizationHeaderMalformed      = e("AuthorizationHeaderMalformed", http.StatusBadRequest, "The authorization header is malformed.")
 	ErrAuthorizationQueryParametersError = e("AuthorizationQueryParametersError", http.StatusBadRequest, "Error parsing the query-string authentication parameters.")
 	ErrExpiredToken                      = e("ExpiredToken", http.StatusBadRequest, "The provided token has expired.")
@@ -29,6 +30,7 @@ var (
 // Request validation.
 var (
 	ErrBadDigest                     = e("BadDigest", http.StatusBadRequest, "The Content-MD5 you specified did not match what we received.")
+	ErrBadRequest                    = e("BadRequest", http.StatusBadRequest, "Bad Request")
 	ErrEntityTooLarge                = e("EntityTooLarge", http.StatusBadRequest, "Your proposed upload exceeds the maximum allowed object size.")
 	ErrEntityTooSmall                = e("EntityTooSmall", http.StatusBadRequest, "Your proposed upload is smaller than the minimum allowed object size.")
 	ErrIncompleteBody                = e("IncompleteBody", http.StatusBadRequest, "You did not provide the number of bytes specified by the Content-Length HTTP header.")
@@ -56,6 +58,8 @@ var (
 	ErrUnexpectedContent             = e("UnexpectedContent", http.StatusBadRequest, "This request does not support content.")
 	ErrXAmzContentSHA256Mismatch     = e("XAmzContentSHA256Mismatch", http.StatusBadRequest, "The provided 'x-amz-content-sha256' header does not match what was computed.")
 	ErrAccessControlListNotSupported = e("AccessControlListNotSupported", http.StatusBadRequest, "The bucket does not allow ACLs.")
+	ErrMalformedACL                  = e("MalformedACLError", http.StatusBadRequest, "The XML you provided was not well-formed or did not validate against our published schema.")
+	ErrUnresolvableGrantByEmail      = e("UnresolvableGrantByEmailAddress", http.StatusBadRequest, "The email address you provided does not match any account on record.")
 )
 
 // Resource state.
