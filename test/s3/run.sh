@@ -9,8 +9,8 @@ bin="$work/talus"
 CGO_ENABLED=0 go build -o "$bin" ./cmd/talus
 
 export TALUS_ROOT_USER=s3testroot TALUS_ROOT_PASSWORD=s3testrootsecret
-port=$((20000 + RANDOM % 20000))
-"$bin" dev --dir "$work/data" --meta-port $((port + 10)) --chunk-port $((port + 11)) --s3-port "$port" >"$work/dev.log" 2>&1 &
+# Port 0 everywhere: the kernel picks free ports, and talus dev prints them.
+"$bin" dev --dir "$work/data" --meta-port 0 --chunk-port 0 --s3-port 0 >"$work/dev.log" 2>&1 &
 pid=$!
 cleanup() {
 	kill "$pid" 2>/dev/null || true
@@ -26,7 +26,9 @@ for _ in $(seq 1 100); do
 done
 grep -q '^Ctrl-C' "$work/dev.log" || { cat "$work/dev.log"; echo "talus dev not ready after 20s" >&2; exit 1; }
 
-export TALUS_S3_ENDPOINT="http://127.0.0.1:$port"
+s3=$(sed -n 's|^  S3 gateway *\(http://[^ ]*\).*|\1|p' "$work/dev.log")
+[[ -n "$s3" ]] || { cat "$work/dev.log"; echo "no S3 gateway address in talus dev's output" >&2; exit 1; }
+export TALUS_S3_ENDPOINT="$s3"
 export AWS_ACCESS_KEY_ID=$TALUS_ROOT_USER AWS_SECRET_ACCESS_KEY=$TALUS_ROOT_PASSWORD
 echo "=== aws CLI"
 timeout 300 test/s3/aws-cli.sh
