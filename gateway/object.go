@@ -294,10 +294,6 @@ func contentRange(off, n, size int64) string {
 	return string(b)
 }
 
-// keyPartSizes is where the metadata service records a multipart object's
-// part sizes ("5242880,5242880,1048576").
-const keyPartSizes = "x-talus-part-sizes"
-
 // partRange finds part number pn of an object: the whole object for one
 // that was not uploaded in parts, else the part's bytes as recorded at
 // completion.
@@ -320,7 +316,7 @@ func partRange(obj *metaapi.Object, pn string) (off, n int64, count int, err err
 	if count == 1 {
 		return 0, obj.Size, count, nil
 	}
-	sizes := obj.Meta[keyPartSizes]
+	sizes := obj.Meta[metaapi.MetaPartSizes]
 	for i := 1; sizes != ""; i++ {
 		var s string
 		s, sizes, _ = strings.Cut(sizes, ",")
@@ -414,7 +410,7 @@ func (g *Gateway) copySource(q *request) (bucket, key string, src *metaapi.Objec
 // Meta keys that describe an object's bytes rather than the object, and so
 // survive a copy that replaces its metadata.
 func isDataMeta(k string) bool {
-	return k == keyPartSizes || s3checksum.ForHeader(k) != s3checksum.None
+	return k == metaapi.MetaPartSizes || s3checksum.ForHeader(k) != s3checksum.None
 }
 
 type copyObjectResult struct {

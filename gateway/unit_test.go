@@ -183,7 +183,7 @@ func TestCannedFromPolicy(t *testing.T) {
 }
 
 func TestPartRange(t *testing.T) {
-	obj := &metaapi.Object{Size: 25, ETag: "abc-3", Meta: map[string]string{keyPartSizes: "10,10,5"}}
+	obj := &metaapi.Object{Size: 25, ETag: "abc-3", Meta: map[string]string{metaapi.MetaPartSizes: "10,10,5"}}
 	for pn, want := range map[string][2]int64{"1": {0, 10}, "2": {10, 10}, "3": {20, 5}} {
 		off, n, count, err := partRange(obj, pn)
 		if err != nil || off != want[0] || n != want[1] || count != 3 {

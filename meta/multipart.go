@@ -187,7 +187,7 @@ func (s *store) completeUpload(req metaapi.CompleteRequest, now, due time.Time) 
 		if o.Meta == nil {
 			o.Meta = map[string]string{}
 		}
-		o.Meta[partSizesKey] = partSizes(req.Parts, byNum)
+		o.Meta[metaapi.MetaPartSizes] = partSizes(req.Parts, byNum)
 		cur, err := loadObject(txn, req.Bucket, req.Key)
 		if err != nil {
 			return err
@@ -218,10 +218,6 @@ func (s *store) completeUpload(req metaapi.CompleteRequest, now, due time.Time) 
 	})
 	return o, err
 }
-
-// partSizesKey records a multipart object's part sizes in its metadata, so
-// readers can serve GET ?partNumber=N and report the part count.
-const partSizesKey = "x-talus-part-sizes"
 
 func partSizes(parts []metaapi.CompletePart, byNum map[int]partRecord) string {
 	var b strings.Builder

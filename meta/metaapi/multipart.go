@@ -31,6 +31,11 @@ func init() {
 	}...)
 }
 
+// MetaPartSizes is the Object.Meta key under which the metadata service
+// records a multipart object's part sizes (comma-separated, in order), so
+// readers can serve a single part (S3's partNumber) and report the count.
+const MetaPartSizes = "x-talus-part-sizes"
+
 // MinPartSize is the smallest a multipart part may be unless it is the last.
 const MinPartSize = 5 << 20
 
