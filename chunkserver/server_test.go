@@ -22,6 +22,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/talusfs/talus/internal/clusterauth"
 )
@@ -93,6 +94,21 @@ func (ts *testServer) get(id string, off, n int64) ([]byte, error) {
 	}
 	defer rc.Close()
 	return io.ReadAll(rc)
+}
+
+// awaitNoFiles fails the test if files remain under the disks. A client
+// that gives up on a request (a short body, say) can return before the
+// server's handler has finished failing it, so the handler gets a moment to
+// clean up.
+func (ts *testServer) awaitNoFiles(t testing.TB, what string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for f := ts.files(t); len(f) != 0; f = ts.files(t) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s left files: %v", what, f)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // files lists every file under the disks except the fixed layout files.
@@ -269,9 +285,7 @@ func TestCRCChecked(t *testing.T) {
 	if code != 400 {
 		t.Errorf("malformed trailer: %d %s, want 400", code, body)
 	}
-	if f := ts.files(t); len(f) != 0 {
-		t.Fatalf("rejected puts left files: %v", f)
-	}
+	ts.awaitNoFiles(t, "rejected puts")
 	if _, err := ts.c.Head(context.Background(), ts.addr, id); !errors.Is(err, ErrNotFound) {
 		t.Errorf("head after rejected put: %v, want ErrNotFound", err)
 	}
@@ -357,9 +371,7 @@ func TestBadSizes(t *testing.T) {
 	if !errors.Is(err, ErrBadRequest) {
 		t.Errorf("client put with short body: %v, want ErrBadRequest", err)
 	}
-	if f := ts.files(t); len(f) != 0 {
-		t.Fatalf("rejected puts left files: %v", f)
-	}
+	ts.awaitNoFiles(t, "rejected puts")
 }
 
 func TestBadIDs(t *testing.T) {
@@ -377,9 +389,7 @@ func TestBadIDs(t *testing.T) {
 			t.Errorf("client put %q: %v, want ErrBadRequest", p, err)
 		}
 	}
-	if f := ts.files(t); len(f) != 0 {
-		t.Fatalf("bad ids left files: %v", f)
-	}
+	ts.awaitNoFiles(t, "bad ids")
 }
 
 func TestAuth(t *testing.T) {
@@ -407,9 +417,7 @@ func TestAuth(t *testing.T) {
 			t.Errorf("status with secret %q: %v, want ErrUnauthorized", secret, err)
 		}
 	}
-	if f := ts.files(t); len(f) != 0 {
-		t.Fatalf("unauthorized put left files: %v", f)
-	}
+	ts.awaitNoFiles(t, "unauthorized put")
 	for _, p := range []string{"/healthz", "/readyz"} {
 		resp, err := http.Get(ts.url + p)
 		if err != nil || resp.StatusCode != 200 {

@@ -205,9 +205,7 @@ func TestUnknownSizeChecked(t *testing.T) {
 		t.Errorf("declared trailer missing: %s %s, want 400", resp.Status, b)
 	}
 
-	if f := ts.files(t); len(f) != 0 {
-		t.Fatalf("rejected puts left files: %v", f)
-	}
+	ts.awaitNoFiles(t, "rejected puts")
 	if _, err := ts.c.Head(context.Background(), ts.addr, id); !errors.Is(err, ErrNotFound) {
 		t.Errorf("head after rejected puts: %v, want ErrNotFound", err)
 	}
@@ -243,9 +241,7 @@ func TestUnknownSizeDamaged(t *testing.T) {
 			t.Errorf("damaged body (pipe %v): %v, want a crc32c mismatch", pipe, err)
 		}
 	}
-	if f := ts.files(t); len(f) != 0 {
-		t.Fatalf("damaged puts left files: %v", f)
-	}
+	ts.awaitNoFiles(t, "damaged puts")
 }
 
 // flipReader inverts the byte at offset at.
@@ -276,9 +272,7 @@ func TestUnknownSizeLimit(t *testing.T) {
 			}
 		}
 	}
-	if f := ts.files(t); len(f) != 0 {
-		t.Fatalf("oversized puts left files: %v", f)
-	}
+	ts.awaitNoFiles(t, "oversized puts")
 	id := newShardID()
 	if _, err := ts.putUnknown(id, data[:max], true); err != nil {
 		t.Fatalf("put of exactly the largest shard: %v", err)
