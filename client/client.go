@@ -43,6 +43,7 @@ type Config struct {
 var (
 	ErrInvalidRange = errors.New("requested range is not satisfiable")
 	ErrSizeMismatch = errors.New("body length differs from the declared size")
+	ErrBadDigest    = errors.New("body does not match its declared MD5")
 )
 
 // Client reads and writes objects. It is safe for concurrent use.

@@ -3,6 +3,7 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -494,4 +495,30 @@ func TestFullDisk(t *testing.T) {
 	}
 	// Small objects live in the metadata store and still fit.
 	put(t, cl2, "full", "tiny", []byte("still fits"))
+}
+
+// TestDeclaredMD5: a body that does not match its declared MD5 is never
+// committed, inline or segmented; a matching one is.
+func TestDeclaredMD5(t *testing.T) {
+	_, cl := startCluster(t, dev.Options{})
+	mustBucket(t, cl, "digest")
+	ctx := context.Background()
+	for _, size := range []int{10, 300 << 10} {
+		data := randBytes(uint64(size), size)
+		good := md5.Sum(data)
+		bad := good
+		bad[0] ^= 1
+		key := fmt.Sprintf("k%d", size)
+		_, err := cl.Put(ctx, "digest", key, bytes.NewReader(data), int64(size), client.PutOptions{MD5: bad[:]})
+		if !errors.Is(err, client.ErrBadDigest) {
+			t.Fatalf("%d bytes with a wrong MD5: %v", size, err)
+		}
+		if _, err := cl.Head(ctx, "digest", key); !errors.Is(err, metaapi.ErrNoSuchKey) {
+			t.Fatalf("%d bytes with a wrong MD5 left an object: %v", size, err)
+		}
+		if _, err := cl.Put(ctx, "digest", key, bytes.NewReader(data), int64(size), client.PutOptions{MD5: good[:]}); err != nil {
+			t.Fatalf("%d bytes with the right MD5: %v", size, err)
+		}
+		mustGet(t, cl, "digest", key, data)
+	}
 }

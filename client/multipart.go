@@ -23,12 +23,20 @@ func (c *Client) CreateMultipart(ctx context.Context, bucket, key string, opts P
 	return u.ID, nil
 }
 
+// PartOptions are the optional attributes of a part.
+type PartOptions struct {
+	// Meta carries per-part attributes (e.g. its checksum).
+	Meta map[string]string
+	// MD5, if set, is the digest the part must have (Content-MD5).
+	MD5 []byte
+}
+
 // PutPart stores part number n of an upload from r (size bytes, or -1 if
-// unknown). meta carries per-part attributes (e.g. its checksum). A part is
+// unknown). A part is
 // always written as segments, never inline, so completing the upload only
 // concatenates segment lists.
-func (c *Client) PutPart(ctx context.Context, bucket, key, uploadID string, n int, r io.Reader, size int64, meta map[string]string) (metaapi.Part, error) {
-	part := metaapi.Part{Number: n, Meta: meta}
+func (c *Client) PutPart(ctx context.Context, bucket, key, uploadID string, n int, r io.Reader, size int64, opts PartOptions) (metaapi.Part, error) {
+	part := metaapi.Part{Number: n, Meta: opts.Meta}
 	if n < 1 || n > metaapi.MaxPartNumber {
 		return part, fmt.Errorf("%w: part number %d is outside 1..%d", metaapi.ErrInvalidArgument, n, metaapi.MaxPartNumber)
 	}
@@ -40,7 +48,12 @@ func (c *Client) PutPart(ctx context.Context, bucket, key, uploadID string, n in
 	if err != nil {
 		return part, fmt.Errorf("upload part %d of %s/%s: %w", n, bucket, key, err)
 	}
-	part.Segments, part.Size, part.ETag, part.Modified = segs, total, hex.EncodeToString(h.Sum(nil)), time.Now().UTC()
+	sum := h.Sum(nil)
+	if err := checkMD5(sum, opts.MD5); err != nil {
+		c.discard(segs)
+		return part, fmt.Errorf("upload part %d of %s/%s: %w", n, bucket, key, err)
+	}
+	part.Segments, part.Size, part.ETag, part.Modified = segs, total, hex.EncodeToString(sum), time.Now().UTC()
 	err = c.meta.CommitPart(ctx, metaapi.PartCommitRequest{Bucket: bucket, Key: key, UploadID: uploadID, Part: part})
 	if err != nil {
 		if definitive(err) || isNoSuchUpload(err) {

@@ -31,7 +31,7 @@ func TestMultipartAndCopy(t *testing.T) {
 	for i, size := range sizes {
 		data := randBytes(uint64(300+i), size)
 		whole = append(whole, data...)
-		p, err := cl.PutPart(ctx, "mpu", "assembled", id, i+1, bytes.NewReader(data), int64(size), nil)
+		p, err := cl.PutPart(ctx, "mpu", "assembled", id, i+1, bytes.NewReader(data), int64(size), client.PartOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,7 +43,7 @@ func TestMultipartAndCopy(t *testing.T) {
 		parts = append(parts, metaapi.CompletePart{Number: i + 1, ETag: p.ETag})
 	}
 	// An extra part that is uploaded but left out of the completion.
-	if _, err := cl.PutPart(ctx, "mpu", "assembled", id, 9, bytes.NewReader(make([]byte, 70<<10)), 70<<10, nil); err != nil {
+	if _, err := cl.PutPart(ctx, "mpu", "assembled", id, 9, bytes.NewReader(make([]byte, 70<<10)), 70<<10, client.PartOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	pl, err := cl.Meta().Parts(ctx, "mpu", "assembled", id, 0, 2)
@@ -83,8 +83,8 @@ func TestMultipartAndCopy(t *testing.T) {
 
 	// Small parts other than the last are refused.
 	id2, _ := cl.CreateMultipart(ctx, "mpu", "small", client.PutOptions{})
-	p1, _ := cl.PutPart(ctx, "mpu", "small", id2, 1, bytes.NewReader(make([]byte, 100<<10)), 100<<10, nil)
-	p2, _ := cl.PutPart(ctx, "mpu", "small", id2, 2, bytes.NewReader(make([]byte, 100<<10)), 100<<10, nil)
+	p1, _ := cl.PutPart(ctx, "mpu", "small", id2, 1, bytes.NewReader(make([]byte, 100<<10)), 100<<10, client.PartOptions{})
+	p2, _ := cl.PutPart(ctx, "mpu", "small", id2, 2, bytes.NewReader(make([]byte, 100<<10)), 100<<10, client.PartOptions{})
 	_, err = cl.CompleteMultipart(ctx, "mpu", "small", id2, []metaapi.CompletePart{{Number: 1, ETag: p1.ETag}, {Number: 2, ETag: p2.ETag}}, metaapi.Preconditions{})
 	if !errors.Is(err, metaapi.ErrEntityTooSmall) {
 		t.Fatalf("small parts: %v", err)
@@ -92,7 +92,7 @@ func TestMultipartAndCopy(t *testing.T) {
 	if err := cl.AbortMultipart(ctx, "mpu", "small", id2); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.PutPart(ctx, "mpu", "small", id2, 3, bytes.NewReader([]byte("x")), 1, nil); !errors.Is(err, metaapi.ErrNoSuchUpload) {
+	if _, err := cl.PutPart(ctx, "mpu", "small", id2, 3, bytes.NewReader([]byte("x")), 1, client.PartOptions{}); !errors.Is(err, metaapi.ErrNoSuchUpload) {
 		t.Fatalf("part for an aborted upload: %v", err)
 	}
 

@@ -2,6 +2,8 @@ package client
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -24,6 +26,10 @@ type PutOptions struct {
 	Meta map[string]string
 	// Cond makes the write conditional on the current version.
 	Cond metaapi.Preconditions
+	// MD5, if set, is the digest the body must have (S3's Content-MD5). The
+	// client computes MD5 anyway for the ETag, so checking it here costs
+	// nothing; a mismatch fails the Put with ErrBadDigest before the commit.
+	MD5 []byte
 }
 
 // Put stores the object read from r. size is the body length, or -1 if
@@ -55,7 +61,7 @@ func (c *Client) Put(ctx context.Context, bucket, key string, r io.Reader, size 
 		if err := expectEOF(r); err != nil {
 			return obj, fmt.Errorf("put %s/%s: %w", bucket, key, err)
 		}
-		return c.commitInline(ctx, obj, buf, h, opts.Cond)
+		return c.commitInline(ctx, obj, buf, h, opts)
 	}
 	br := bufio.NewReaderSize(r, int(max(rs.InlineMax+1, 16<<10)))
 	if size < 0 {
@@ -64,7 +70,7 @@ func (c *Client) Put(ctx context.Context, bucket, key string, r io.Reader, size 
 			if err != io.EOF {
 				return obj, fmt.Errorf("put %s/%s: read body: %w", bucket, key, err)
 			}
-			return c.commitInline(ctx, obj, append([]byte(nil), head...), h, opts.Cond)
+			return c.commitInline(ctx, obj, append([]byte(nil), head...), h, opts)
 		}
 	}
 	if _, err := c.meta.Bucket(ctx, bucket); err != nil {
@@ -77,7 +83,12 @@ func (c *Client) Put(ctx context.Context, bucket, key string, r io.Reader, size 
 		return obj, fmt.Errorf("put %s/%s: %w", bucket, key, err)
 	}
 	obj.Segments, obj.Size = segs, total
-	obj.ETag = hex.EncodeToString(h.Sum(nil))
+	sum := h.Sum(nil)
+	if err := checkMD5(sum, opts.MD5); err != nil {
+		c.discard(segs)
+		return obj, fmt.Errorf("put %s/%s: %w", bucket, key, err)
+	}
+	obj.ETag = hex.EncodeToString(sum)
 	committed, err := c.meta.Commit(ctx, metaapi.CommitRequest{Object: obj, Cond: opts.Cond})
 	if err != nil {
 		if definitive(err) {
@@ -141,10 +152,14 @@ func (c *Client) writeSegments(ctx context.Context, r io.Reader, size int64) ([]
 	}
 }
 
-func (c *Client) commitInline(ctx context.Context, obj metaapi.Object, data []byte, h hash.Hash, cond metaapi.Preconditions) (metaapi.Object, error) {
+func (c *Client) commitInline(ctx context.Context, obj metaapi.Object, data []byte, h hash.Hash, opts PutOptions) (metaapi.Object, error) {
 	h.Write(data)
-	obj.Inline, obj.Size, obj.ETag = data, int64(len(data)), hex.EncodeToString(h.Sum(nil))
-	o, err := c.meta.Commit(ctx, metaapi.CommitRequest{Object: obj, Cond: cond})
+	sum := h.Sum(nil)
+	if err := checkMD5(sum, opts.MD5); err != nil {
+		return obj, fmt.Errorf("put %s/%s: %w", obj.Bucket, obj.Key, err)
+	}
+	obj.Inline, obj.Size, obj.ETag = data, int64(len(data)), hex.EncodeToString(sum)
+	o, err := c.meta.Commit(ctx, metaapi.CommitRequest{Object: obj, Cond: opts.Cond})
 	if err != nil {
 		return o, fmt.Errorf("put %s/%s: commit: %w", obj.Bucket, obj.Key, err)
 	}
@@ -230,15 +245,19 @@ func (c *Client) writeSegment(ctx context.Context, rs *ringState, r io.Reader, s
 		return seg, fmt.Errorf("write segment %s: %w", seg.ID, err)
 	}
 	var bad []metaapi.BadShard
+	var firstErr error
 	for i, e := range errs {
 		if e != nil {
 			bad = append(bad, metaapi.BadShard{Segment: seg.ID, Index: i, Node: seg.Shards[i].Node, Reason: "write failed: " + e.Error()})
-			seg.Shards[i] = metaapi.ShardLoc{}
+			firstErr = cmp.Or(firstErr, e)
 		}
 	}
 	if len(bad) > rs.M-1 {
 		c.discard([]metaapi.Segment{seg})
-		return seg, fmt.Errorf("write segment %s: %d of %d shard writes failed, first: %s", seg.ID, len(bad), n, bad[0].Reason)
+		return seg, fmt.Errorf("write segment %s: %d of %d shard writes failed, first: %w", seg.ID, len(bad), n, firstErr)
+	}
+	for _, b := range bad {
+		seg.Shards[b.Index] = metaapi.ShardLoc{}
 	}
 	if len(bad) > 0 {
 		c.ringFor(ctx, true)
@@ -280,6 +299,14 @@ func (c *Client) report(bad []metaapi.BadShard) {
 			c.log.Warn("report bad shards", "count", len(bad), "err", err)
 		}
 	}()
+}
+
+// checkMD5 compares a body's digest with the one its sender declared.
+func checkMD5(got, want []byte) error {
+	if want != nil && !bytes.Equal(got, want) {
+		return fmt.Errorf("%w: body has MD5 %x, sender declared %x", ErrBadDigest, got, want)
+	}
+	return nil
 }
 
 func isNoSuchUpload(err error) bool { return errors.Is(err, metaapi.ErrNoSuchUpload) }

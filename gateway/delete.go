@@ -51,7 +51,7 @@ func (g *Gateway) deleteObjects(q *request) error {
 	}
 	// The body's Content-MD5 or checksum, if sent, must match before any
 	// key is deleted: the whole body is read and verified first.
-	body, _, _, err := verifiedBody(q, nil)
+	body, _, _, err := verifiedBody(q, nil, false)
 	if err != nil {
 		return err
 	}

@@ -393,6 +393,7 @@ var errorMap = []struct {
 	{metaapi.ErrUnavailable, s3err.ErrServiceUnavailable},
 	{client.ErrInvalidRange, s3err.ErrInvalidRange},
 	{client.ErrSizeMismatch, s3err.ErrIncompleteBody},
+	{client.ErrBadDigest, s3err.ErrBadDigest},
 	{context.DeadlineExceeded, s3err.ErrRequestTimeout},
 }
 

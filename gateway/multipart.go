@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/talusfs/talus/client"
 	"github.com/talusfs/talus/gateway/internal/s3checksum"
 	"github.com/talusfs/talus/gateway/internal/s3err"
 	"github.com/talusfs/talus/meta/metaapi"
@@ -74,7 +75,7 @@ func (g *Gateway) uploadPart(q *request) error {
 	if err := g.authorize(q, q.bucket, permWrite); err != nil {
 		return err
 	}
-	body, meta, sum, err := verifiedBody(q, nil)
+	body, meta, sum, err := verifiedBody(q, nil, true)
 	if err != nil {
 		return err
 	}
@@ -82,7 +83,7 @@ func (g *Gateway) uploadPart(q *request) error {
 	if err != nil {
 		return err
 	}
-	part, err := g.c.PutPart(q.ctx(), q.bucket, q.key, q.param("uploadId"), n, body, size, meta)
+	part, err := g.c.PutPart(q.ctx(), q.bucket, q.key, q.param("uploadId"), n, body, size, client.PartOptions{Meta: meta, MD5: sum.md5})
 	if err != nil {
 		return err
 	}
@@ -142,7 +143,7 @@ func (g *Gateway) uploadPartCopy(q *request) error {
 		return err
 	}
 	defer rd.Close()
-	part, err := g.c.PutPart(q.ctx(), q.bucket, q.key, q.param("uploadId"), n, rd, size, nil)
+	part, err := g.c.PutPart(q.ctx(), q.bucket, q.key, q.param("uploadId"), n, rd, size, client.PartOptions{})
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -191,6 +192,9 @@ func TestMultipartErrors(t *testing.T) {
 	_, err = c.UploadPart(ctx, &s3.UploadPartInput{Bucket: &b, Key: &key, UploadId: aws.String("bogus"), PartNumber: aws.Int32(1), Body: bytes.NewReader([]byte("x"))})
 	wantCode(t, err, "NoSuchUpload")
 	_, err = c.UploadPart(ctx, &s3.UploadPartInput{Bucket: &b, Key: &key, UploadId: &id, PartNumber: aws.Int32(3), Body: bytes.NewReader([]byte("x")), ChecksumCRC32: aws.String("AAAAAA==")})
+	wantCode(t, err, "BadDigest")
+	wrongMD5 := md5.Sum([]byte("not x"))
+	_, err = c.UploadPart(ctx, &s3.UploadPartInput{Bucket: &b, Key: &key, UploadId: &id, PartNumber: aws.Int32(3), Body: bytes.NewReader([]byte("x")), ContentMD5: aws.String(base64.StdEncoding.EncodeToString(wrongMD5[:]))})
 	wantCode(t, err, "BadDigest")
 	lp, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: &b, Key: &key, UploadId: &id})
 	must(t, err)

@@ -43,26 +43,41 @@ func checkVersionID(q *request) error {
 type bodyChecksum struct {
 	alg   s3checksum.Algorithm
 	value func() string // the base64 value; complete once the body is read
+	md5   []byte        // declared Content-MD5 left for the client to check
 }
 
-// verifiedBody wraps q's body so that reading it verifies Content-MD5 and an
+// verifiedBody wraps q's body so that reading it verifies an
 // x-amz-checksum-* header (s3auth already verifies a trailing checksum), and
 // records the checksum in meta under its header name before the body
 // reports its end. Put and PutPart commit only after that end, so the
 // object never exists without its checksum, nor with a wrong one. meta may
 // be nil; the returned map is the one to store.
-func verifiedBody(q *request, meta map[string]string) (io.Reader, map[string]string, bodyChecksum, error) {
+//
+// Content-MD5 is verified by the body reader too, unless clientMD5 is set:
+// then it is only decoded into bodyChecksum.md5 for the native client, which
+// computes the MD5 for the ETag anyway and checks it before committing, so
+// the body is not hashed twice.
+func verifiedBody(q *request, meta map[string]string, clientMD5 bool) (io.Reader, map[string]string, bodyChecksum, error) {
 	body := q.body()
 	h := q.r.Header
+	var wantMD5 []byte
 	if v, ok := h["Content-Md5"]; ok {
 		if len(v) != 1 || v[0] == "" {
 			return nil, nil, bodyChecksum{}, s3err.ErrInvalidDigest
 		}
-		r, err := s3checksum.NewReader(body, s3checksum.MD5, v[0])
-		if err != nil {
-			return nil, nil, bodyChecksum{}, err
+		if clientMD5 {
+			sum, ok := s3checksum.MD5.Decode(v[0])
+			if !ok {
+				return nil, nil, bodyChecksum{}, s3err.ErrInvalidDigest
+			}
+			wantMD5 = sum
+		} else {
+			r, err := s3checksum.NewReader(body, s3checksum.MD5, v[0])
+			if err != nil {
+				return nil, nil, bodyChecksum{}, err
+			}
+			body = r
 		}
-		body = r
 	}
 	alg, value, err := s3checksum.FromHeader(h)
 	if err != nil {
@@ -78,7 +93,7 @@ func verifiedBody(q *request, meta map[string]string) (io.Reader, map[string]str
 			meta = make(map[string]string, 1)
 		}
 		meta[alg.Header()] = value
-		return r, meta, bodyChecksum{alg: alg, value: func() string { return value }}, nil
+		return r, meta, bodyChecksum{alg: alg, value: func() string { return value }, md5: wantMD5}, nil
 	case q.auth != nil && q.auth.TrailerChecksum != s3checksum.None:
 		alg := q.auth.TrailerChecksum
 		if meta == nil {
@@ -87,9 +102,9 @@ func verifiedBody(q *request, meta map[string]string) (io.Reader, map[string]str
 		res := q.auth
 		m := meta
 		r := &eofHook{r: body, hook: func() { m[alg.Header()] = res.TrailerChecksumValue() }}
-		return r, meta, bodyChecksum{alg: alg, value: res.TrailerChecksumValue}, nil
+		return r, meta, bodyChecksum{alg: alg, value: res.TrailerChecksumValue, md5: wantMD5}, nil
 	}
-	return body, meta, bodyChecksum{}, nil
+	return body, meta, bodyChecksum{md5: wantMD5}, nil
 }
 
 // eofHook calls hook in the Read that reports io.EOF, before returning it.
@@ -124,7 +139,7 @@ func (g *Gateway) putObject(q *request) error {
 	if err != nil {
 		return err
 	}
-	body, meta, sum, err := verifiedBody(q, meta)
+	body, meta, sum, err := verifiedBody(q, meta, true)
 	if err != nil {
 		return err
 	}
@@ -136,6 +151,7 @@ func (g *Gateway) putObject(q *request) error {
 		ContentType: ctype,
 		Meta:        meta,
 		Cond:        metaapi.Preconditions{IfMatch: q.r.Header.Get("If-Match"), IfNoneMatch: q.r.Header.Get("If-None-Match")},
+		MD5:         sum.md5,
 	}
 	obj, err := g.c.Put(q.ctx(), q.bucket, q.key, body, size, opts)
 	if err != nil {
