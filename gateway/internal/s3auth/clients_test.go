@@ -508,12 +508,12 @@ func TestMinioGoRefused(t *testing.T) {
 		{name: "chunk data", ak: testAccessKey, sk: testSecret, edit: flipByte(100_000), code: "SignatureDoesNotMatch"},
 		{name: "chunk signature", ak: testAccessKey, sk: testSecret, edit: func(r *http.Request, b []byte) []byte {
 			i := bytes.Index(b, []byte("chunk-signature=")) + len("chunk-signature=")
-			b[i] = "01"[b[i]&1]
+			b[i] = otherHex(b[i])
 			return b
 		}, code: "SignatureDoesNotMatch"},
 		{name: "final chunk signature", ak: testAccessKey, sk: testSecret, edit: func(r *http.Request, b []byte) []byte {
 			i := bytes.LastIndex(b, []byte("chunk-signature=")) + len("chunk-signature=") + 63
-			b[i] = "01"[b[i]&1]
+			b[i] = otherHex(b[i])
 			return b
 		}, code: "SignatureDoesNotMatch"},
 		{name: "signed trailer value", trailing: true, opts: minio.PutObjectOptions{Checksum: minio.ChecksumCRC32C}, ak: testAccessKey, sk: testSecret,
@@ -627,4 +627,13 @@ func TestAWSSDKHTTP2(t *testing.T) {
 	if o.err != nil || o.proto != 2 || o.mode != streamingUnsignedTrailer || !bytes.Equal(o.body, data) {
 		t.Fatalf("minio-go PutObject: HTTP/%d %s, %v", o.proto, o.mode, o.err)
 	}
+}
+
+// otherHex returns a hex digit different from c, so that an edit to a
+// signature always changes it.
+func otherHex(c byte) byte {
+	if c == '0' {
+		return '1'
+	}
+	return '0'
 }
