@@ -31,6 +31,20 @@ func upKey(bucket, key, id string) []byte {
 	return append(k, id...)
 }
 
+// uploadPrefix is the key prefix of a bucket's uploads: U<bucket>\x00.
+func uploadPrefix(bucket string) []byte {
+	k := upKey(bucket, "", "")
+	return k[:len(k)-1]
+}
+
+// splitUploadKey splits what follows uploadPrefix into key and upload id.
+// The id has no NUL, so the last NUL separates them whatever the key holds.
+func splitUploadKey(rest []byte) (key, id string) {
+	s := string(rest)
+	i := strings.LastIndexByte(s, 0)
+	return s[:i], s[i+1:]
+}
+
 func partKey(id string, n int) []byte {
 	return fmt.Appendf([]byte{pPart}, "%s\x00%05d", id, n)
 }
@@ -59,10 +73,8 @@ func (s *store) createUpload(u metaapi.Upload) error {
 		return err
 	}
 	return s.update(func(txn *badger.Txn) error {
-		if ok, err := exists(txn, bucketKey(u.Bucket)); err != nil {
+		if err := requireBucket(txn, u.Bucket); err != nil {
 			return err
-		} else if !ok {
-			return fmt.Errorf("%w: %s", metaapi.ErrNoSuchBucket, u.Bucket)
 		}
 		return setJSON(txn, upKey(u.Bucket, u.Key, u.ID), u)
 	})
@@ -295,22 +307,17 @@ func (s *store) listUploads(req metaapi.UploadListRequest) (metaapi.UploadList, 
 	}
 	res := metaapi.UploadList{Uploads: []metaapi.Upload{}}
 	err := s.db.View(func(txn *badger.Txn) error {
-		if ok, err := exists(txn, bucketKey(req.Bucket)); err != nil {
+		if err := requireBucket(txn, req.Bucket); err != nil {
 			return err
-		} else if !ok {
-			return fmt.Errorf("%w: %s", metaapi.ErrNoSuchBucket, req.Bucket)
 		}
-		base := upKey(req.Bucket, "", "")
-		base = base[:len(base)-1] // U<bucket>\x00
+		base := uploadPrefix(req.Bucket)
 		prefix := append(append([]byte(nil), base...), req.Prefix...)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
 		defer it.Close()
 		n := 0
 		lastCP := ""
 		for it.Rewind(); it.Valid(); it.Next() {
-			rest := string(it.Item().Key()[len(base):])
-			i := strings.LastIndexByte(rest, 0)
-			key, id := rest[:i], rest[i+1:]
+			key, id := splitUploadKey(it.Item().Key()[len(base):])
 			if key < req.KeyMarker || (key == req.KeyMarker && (req.UploadIDMarker == "" || id <= req.UploadIDMarker)) {
 				continue
 			}
@@ -359,10 +366,8 @@ func (s *store) copyObject(req metaapi.CopyRequest, now, due time.Time) (metaapi
 	}
 	err := s.update(func(txn *badger.Txn) error {
 		for _, b := range []string{req.SrcBucket, req.DstBucket} {
-			if ok, err := exists(txn, bucketKey(b)); err != nil {
+			if err := requireBucket(txn, b); err != nil {
 				return err
-			} else if !ok {
-				return fmt.Errorf("%w: %s", metaapi.ErrNoSuchBucket, b)
 			}
 		}
 		src, err := loadObject(txn, req.SrcBucket, req.SrcKey)

@@ -122,6 +122,15 @@ func exists(txn *badger.Txn, key []byte) (bool, error) {
 	return err == nil, err
 }
 
+// requireBucket fails with ErrNoSuchBucket unless the bucket exists.
+func requireBucket(txn *badger.Txn, name string) error {
+	ok, err := exists(txn, bucketKey(name))
+	if err == nil && !ok {
+		err = fmt.Errorf("%w: %s", metaapi.ErrNoSuchBucket, name)
+	}
+	return err
+}
+
 func (s *store) createBucket(b metaapi.Bucket) error {
 	if err := metaapi.ValidateBucketName(b.Name); err != nil {
 		return err
@@ -140,10 +149,8 @@ func (s *store) createBucket(b metaapi.Bucket) error {
 
 func (s *store) deleteBucket(name string, due time.Time) error {
 	return s.update(func(txn *badger.Txn) error {
-		if ok, err := exists(txn, bucketKey(name)); err != nil {
+		if err := requireBucket(txn, name); err != nil {
 			return err
-		} else if !ok {
-			return fmt.Errorf("%w: %s", metaapi.ErrNoSuchBucket, name)
 		}
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: objectPrefix(name)})
 		it.Rewind()
@@ -153,18 +160,16 @@ func (s *store) deleteBucket(name string, due time.Time) error {
 			return fmt.Errorf("%w: %s", metaapi.ErrBucketNotEmpty, name)
 		}
 		// Uploads in progress die with the bucket, as in S3.
-		var ups [][3]string
-		base := upKey(name, "", "")
-		base = base[:len(base)-1]
+		var ups [][2]string // key, upload id
+		base := uploadPrefix(name)
 		uit := txn.NewIterator(badger.IteratorOptions{Prefix: base})
 		for uit.Rewind(); uit.Valid(); uit.Next() {
-			rest := string(uit.Item().Key()[len(base):])
-			i := strings.LastIndexByte(rest, 0)
-			ups = append(ups, [3]string{name, rest[:i], rest[i+1:]})
+			key, id := splitUploadKey(uit.Item().Key()[len(base):])
+			ups = append(ups, [2]string{key, id})
 		}
 		uit.Close()
 		for _, u := range ups {
-			if err := dropUpload(txn, u[0], u[1], u[2], due); err != nil {
+			if err := dropUpload(txn, name, u[0], u[1], due); err != nil {
 				return err
 			}
 		}
@@ -256,10 +261,8 @@ func (s *store) commit(req metaapi.CommitRequest, due time.Time) (metaapi.Object
 		return o, err
 	}
 	err := s.update(func(txn *badger.Txn) error {
-		if ok, err := exists(txn, bucketKey(o.Bucket)); err != nil {
+		if err := requireBucket(txn, o.Bucket); err != nil {
 			return err
-		} else if !ok {
-			return fmt.Errorf("%w: %s", metaapi.ErrNoSuchBucket, o.Bucket)
 		}
 		cur, err := loadObject(txn, o.Bucket, o.Key)
 		if err != nil {
@@ -388,10 +391,8 @@ func releaseSegments(txn *badger.Txn, ids []string, due time.Time) error {
 
 func (s *store) deleteObject(bucket, key string, cond metaapi.Preconditions, due time.Time) error {
 	return s.update(func(txn *badger.Txn) error {
-		if ok, err := exists(txn, bucketKey(bucket)); err != nil {
+		if err := requireBucket(txn, bucket); err != nil {
 			return err
-		} else if !ok {
-			return fmt.Errorf("%w: %s", metaapi.ErrNoSuchBucket, bucket)
 		}
 		cur, err := loadObject(txn, bucket, key)
 		if err != nil {
@@ -419,10 +420,8 @@ func (s *store) object(bucket, key string) (metaapi.Object, error) {
 			return err
 		}
 		if rec == nil {
-			if ok, err := exists(txn, bucketKey(bucket)); err != nil {
+			if err := requireBucket(txn, bucket); err != nil {
 				return err
-			} else if !ok {
-				return fmt.Errorf("%w: %s", metaapi.ErrNoSuchBucket, bucket)
 			}
 			return fmt.Errorf("%w: %s/%s", metaapi.ErrNoSuchKey, bucket, key)
 		}
@@ -449,10 +448,8 @@ func (s *store) list(req metaapi.ListRequest) (metaapi.ListResult, error) {
 		max = 1000
 	}
 	err := s.db.View(func(txn *badger.Txn) error {
-		if ok, err := exists(txn, bucketKey(req.Bucket)); err != nil {
+		if err := requireBucket(txn, req.Bucket); err != nil {
 			return err
-		} else if !ok {
-			return fmt.Errorf("%w: %s", metaapi.ErrNoSuchBucket, req.Bucket)
 		}
 		base := objectPrefix(req.Bucket)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: objectKey(req.Bucket, req.Prefix), PrefetchValues: false})

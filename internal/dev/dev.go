@@ -74,16 +74,12 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		}
 		opts.Secret = s
 	}
-	mcfg := opts.Meta
-	mcfg.Dir = filepath.Join(opts.Dir, "meta")
-	mcfg.Secret = opts.Secret
-	mcfg.Logger = opts.Logger.With("role", "meta")
-	mcfg.K, mcfg.M = opts.K, opts.M
-	m, err := node.StartMeta(ctx, hostPort(opts.Host, opts.MetaPort, 0), mcfg)
+	c := &Cluster{opts: opts, ctx: ctx, Chunks: make([]*node.Chunk, opts.Chunks)}
+	m, err := node.StartMeta(ctx, hostPort(opts.Host, opts.MetaPort, 0), c.metaConfig())
 	if err != nil {
 		return nil, fmt.Errorf("start metadata server: %w", err)
 	}
-	c := &Cluster{opts: opts, ctx: ctx, Meta: m, Chunks: make([]*node.Chunk, opts.Chunks)}
+	c.Meta = m
 	for i := range opts.Chunks {
 		if err := c.StartChunk(i); err != nil {
 			c.Stop()
@@ -97,8 +93,16 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	return c, nil
 }
 
-// Secret is the cluster secret in use.
-func (c *Cluster) Secret() []byte { return c.opts.Secret }
+// metaConfig is the metadata server's configuration: the caller's
+// Options.Meta with the cluster's directory, secret and layout.
+func (c *Cluster) metaConfig() meta.Config {
+	cfg := c.opts.Meta
+	cfg.Dir = filepath.Join(c.opts.Dir, "meta")
+	cfg.Secret = c.opts.Secret
+	cfg.Logger = c.opts.Logger.With("role", "meta")
+	cfg.K, cfg.M = c.opts.K, c.opts.M
+	return cfg
+}
 
 // MetaAddr is the metadata server's address.
 func (c *Cluster) MetaAddr() string { return c.Meta.Addr() }
@@ -174,26 +178,6 @@ func (c *Cluster) KillChunk(i int) {
 		c.Chunks[i].Kill()
 		c.Chunks[i] = nil
 	}
-}
-
-// RestartMeta stops the metadata server and starts it again on the same
-// address and directory.
-func (c *Cluster) RestartMeta() error {
-	addr := c.Meta.Addr()
-	if err := c.Meta.Stop(); err != nil {
-		return err
-	}
-	mcfg := c.opts.Meta
-	mcfg.Dir = filepath.Join(c.opts.Dir, "meta")
-	mcfg.Secret = c.opts.Secret
-	mcfg.Logger = c.opts.Logger.With("role", "meta")
-	mcfg.K, mcfg.M = c.opts.K, c.opts.M
-	m, err := node.StartMeta(c.ctx, addr, mcfg)
-	if err != nil {
-		return fmt.Errorf("restart metadata server: %w", err)
-	}
-	c.Meta = m
-	return nil
 }
 
 // WaitRegistered waits until n chunk servers are up in the registry.
