@@ -25,3 +25,9 @@ test-s3:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./erasure/ ./placement/ ./chunkserver/
+
+# talus and MinIO side by side, written into bench/RESULTS.md (about 15
+# minutes, plus 6 the first time to build MinIO into .tools/): not part of test.
+.PHONY: compare
+compare:
+	bench/compare.sh

@@ -78,6 +78,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	if binDir, err = os.MkdirTemp("", "bench-bin-"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(binDir)
 	if env, err = startCluster(ctx, dir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -119,7 +124,9 @@ func small(tg bench.Target, w bench.Workload) bench.Config {
 // jsonResult is the JSON contract of a Result that scripts rely on.
 type jsonResult struct {
 	Workload string           `json:"workload"`
+	Bucket   string           `json:"bucket"`
 	Seconds  float64          `json:"seconds"`
+	Cleanup  string           `json:"cleanup"`
 	Total    jsonOp           `json:"total"`
 	Ops      []jsonOp         `json:"ops"`
 	Errors   []map[string]any `json:"errors"`
@@ -459,14 +466,7 @@ func TestErrorsCounted(t *testing.T) {
 // TestBinary runs the talus binary itself: flags, credentials from the
 // environment, JSON on stdout, and an error as one line with a non-zero exit.
 func TestBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the talus binary")
-	}
-	bin := filepath.Join(t.TempDir(), "talus")
-	build := exec.Command("go", "build", "-o", bin, "../cmd/talus")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := talusBinary(t)
 	talus := func(env []string, args ...string) (stdout, stderr string, err error) {
 		cmd := exec.Command(bin, args...)
 		cmd.Env = append(os.Environ(), env...)
