@@ -24,7 +24,11 @@ func (s *Server) collect(ctx context.Context) {
 		}
 		done := s.deleteShards(ctx, refs)
 		if len(done) > 0 {
-			if err := s.st.gcDone(done); err != nil {
+			args := make([]gcDoneArgs, len(done))
+			for i, e := range done {
+				args[i] = gcDoneArgs{Node: e.Node, Shard: e.Shard, Key: e.key}
+			}
+			if _, err := s.propose(opGCDone, args); err != nil {
 				s.log.Error("gc: dequeue", "err", err)
 				return
 			}

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -31,9 +32,29 @@ import (
 
 // Config configures a metadata server.
 type Config struct {
-	Dir    string // Badger directory
+	Dir    string // state directory: Badger store and Raft log
 	Secret []byte // cluster secret shared with chunk servers and clients
 	Logger *slog.Logger
+
+	// ID names this node in the Raft group; it must stay the same across
+	// restarts. Default "meta1".
+	ID string
+	// RaftAddr is where Raft listens for its peers (default: an ephemeral
+	// loopback port, enough for a group of one); RaftAdvertise is the
+	// address peers reach it at, when that differs.
+	RaftAddr, RaftAdvertise string
+	// HTTPAddr is the address clients and other metadata nodes reach this
+	// node's API at; followers forward to the leader's.
+	HTTPAddr string
+	// Join lists API addresses of metadata nodes of an existing group. A
+	// node without Raft state asks them to add it as a voter; with no Join
+	// it forms a group of its own (bootstrap). Either way a node that has
+	// Raft state just resumes.
+	Join []string
+	// SnapshotThreshold, when set, snapshots after this many log entries and
+	// keeps as many behind the snapshot (tests use it to force catch-up by
+	// snapshot); 0 keeps Raft's defaults.
+	SnapshotThreshold uint64
 
 	// Cluster-wide data layout published with the ring.
 	K, M        int
@@ -60,6 +81,12 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.ID == "" {
+		c.ID = "meta1"
+	}
+	if c.RaftAddr == "" {
+		c.RaftAddr = "127.0.0.1:0"
 	}
 	if c.K == 0 {
 		c.K, c.M = 4, 2
@@ -90,29 +117,47 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Server is a metadata server.
+// Server is one metadata node. Every change goes through the Raft log
+// (propose); the leader serves reads and runs the background work, and
+// followers forward API requests to it.
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	st     *store
+	fsm    *fsm
+	raft   *raftNode
 	chunks *chunkserver.Client
 	mux    *http.ServeMux
+	proxy  *http.Client
 	now    func() time.Time
+
+	// ready is set while this node leads and has applied everything its
+	// predecessors committed, so its reads are current.
+	ready atomic.Bool
+	// live is the leader's view of chunk-server heartbeats.
+	live liveness
 
 	// gcKick wakes the collector early, e.g. right after a burst of deletes.
 	gcKick chan struct{}
+	stop   chan struct{}
 	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
-// Open opens (or creates) the metadata store in cfg.Dir.
+// Open opens (or creates) the metadata node's state in cfg.Dir and starts
+// its Raft member. Serve Handler, and call Run for the background work.
 func Open(cfg Config) (*Server, error) {
 	cfg.setDefaults()
 	if cfg.Dir == "" {
 		return nil, errors.New("meta: no data directory")
 	}
-	opts := badger.DefaultOptions(filepath.Clean(cfg.Dir)).
+	// Writes are not synced one by one: the Raft log is the durable record
+	// and replays into the store after a crash (see fsm).
+	opts := badger.DefaultOptions(filepath.Join(filepath.Clean(cfg.Dir), "store")).
 		WithLogger(nil).
-		WithSyncWrites(true).
+		WithSyncWrites(false).
 		// Objects below InlineMax live in their records; keep those in the
 		// LSM tree only when small, so scans stay fast.
 		WithValueThreshold(4 << 10).
@@ -121,32 +166,65 @@ func Open(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("meta: open badger in %s: %w", cfg.Dir, err)
 	}
+	st := &store{db: db}
+	applied, err := st.appliedIndex()
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("meta: %w", err)
+	}
 	s := &Server{
 		cfg:    cfg,
 		log:    cfg.Logger,
-		st:     &store{db: db},
+		st:     st,
+		fsm:    &fsm{st: st, feed: newFeed(applied), log: cfg.Logger, skipTo: applied},
 		chunks: chunkserver.NewClient(cfg.Secret, nil),
+		proxy:  &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 256, DisableCompression: true}},
 		now:    time.Now,
 		gcKick: make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+	}
+	if s.raft, err = openRaft(cfg, s.fsm); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("meta: %w", err)
 	}
 	s.routes()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.watchLeadership()
+	}()
 	return s, nil
 }
 
-// Close closes the store. Run must have returned.
+// Close stops the Raft member and closes the store. Run must have returned.
+// Closing twice is harmless.
 func (s *Server) Close() error {
-	s.wg.Wait()
-	return s.st.close()
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		err := s.raft.close()
+		s.wg.Wait()
+		s.closeErr = errors.Join(err, s.st.close())
+	})
+	return s.closeErr
 }
 
 // Handler serves the metadata API.
 func (s *Server) Handler() http.Handler {
-	return clusterauth.Middleware(s.cfg.Secret, s.mux)
+	return clusterauth.Middleware(s.cfg.Secret, s.forward(s.mux))
 }
 
-// Run runs the background work — failure detection, garbage collection, the
-// orphan sweep — until ctx is done.
+// Run runs the background work — joining the group, failure detection,
+// garbage collection, the orphan sweep — until ctx is done. The work runs
+// only while this node leads.
 func (s *Server) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	if len(s.cfg.Join) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.join(ctx)
+		}()
+	}
 	loops := []struct {
 		every time.Duration
 		fn    func(context.Context)
@@ -157,9 +235,9 @@ func (s *Server) Run(ctx context.Context) {
 		{s.cfg.OrphanInterval, s.sweepOrphans, nil},
 	}
 	for _, l := range loops {
-		s.wg.Add(1)
+		wg.Add(1)
 		go func() {
-			defer s.wg.Done()
+			defer wg.Done()
 			t := time.NewTicker(l.every)
 			defer t.Stop()
 			for {
@@ -169,60 +247,100 @@ func (s *Server) Run(ctx context.Context) {
 				case <-t.C:
 				case <-l.kick:
 				}
-				l.fn(ctx)
+				if s.ready.Load() {
+					l.fn(ctx)
+				}
 			}
 		}()
 	}
 	<-ctx.Done()
-	s.wg.Wait()
+	wg.Wait()
+}
+
+// local lists the API paths every node answers itself; everything else is
+// served by the leader.
+var local = map[string]bool{
+	"/healthz":        true,
+	"/readyz":         true,
+	"/v1/ring":        true, // a ring a moment stale only costs a retry
+	"/v1/changes":     true, // every node applies every command, so has the feed
+	"/v1/meta/status": true,
 }
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
-	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	m.HandleFunc("GET /readyz", s.handleReady)
 	m.HandleFunc("POST /v1/buckets", s.handleCreateBucket)
 	m.HandleFunc("GET /v1/buckets", func(w http.ResponseWriter, r *http.Request) {
-		bs, err := s.st.buckets()
-		reply(w, bs, err)
+		if s.verify(w) {
+			bs, err := s.st.buckets()
+			reply(w, bs, err)
+		}
 	})
 	m.HandleFunc("GET /v1/bucket", func(w http.ResponseWriter, r *http.Request) {
-		b, err := s.st.bucket(r.URL.Query().Get("bucket"))
-		reply(w, b, err)
+		if s.verify(w) {
+			b, err := s.st.bucket(r.URL.Query().Get("bucket"))
+			reply(w, b, err)
+		}
 	})
 	m.HandleFunc("POST /v1/bucket/acl", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		reply(w, nil, s.st.setBucketACL(q.Get("bucket"), q.Get("acl")))
+		_, err := s.propose(opSetBucketACL, bucketACLArgs{Bucket: q.Get("bucket"), ACL: q.Get("acl")})
+		reply(w, nil, err)
 	})
 	m.HandleFunc("DELETE /v1/bucket", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, nil, s.st.deleteBucket(r.URL.Query().Get("bucket"), s.gcDue()))
+		_, err := s.propose(opDeleteBucket, r.URL.Query().Get("bucket"))
+		reply(w, nil, err)
 	})
 	m.HandleFunc("POST /v1/objects", s.handleCommit)
 	m.HandleFunc("GET /v1/object", func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		o, err := s.st.object(q.Get("bucket"), q.Get("key"))
-		reply(w, o, err)
+		if s.verify(w) {
+			q := r.URL.Query()
+			o, err := s.st.object(q.Get("bucket"), q.Get("key"))
+			reply(w, o, err)
+		}
 	})
 	m.HandleFunc("DELETE /v1/object", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		err := s.st.deleteObject(q.Get("bucket"), q.Get("key"), metaapi.Preconditions{IfMatch: q.Get("ifMatch")}, s.gcDue())
+		_, err := s.propose(opDeleteObject, objectArgs{Bucket: q.Get("bucket"), Key: q.Get("key"), Cond: metaapi.Preconditions{IfMatch: q.Get("ifMatch")}})
 		if err == nil {
 			s.kickGC()
 		}
 		reply(w, nil, err)
 	})
+	m.HandleFunc("POST /v1/rename", func(w http.ResponseWriter, r *http.Request) {
+		var req metaapi.RenameRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		_, err := s.propose(opRename, req)
+		s.kickGC()
+		reply(w, nil, err)
+	})
+	m.HandleFunc("GET /v1/changes", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		since, err := strconv.ParseUint(q.Get("since"), 10, 64)
+		if err != nil {
+			reply(w, nil, fmt.Errorf("%w: since %q", metaapi.ErrInvalidArgument, q.Get("since")))
+			return
+		}
+		reply(w, s.fsm.feed.since(r.Context(), q.Get("bucket"), since), nil)
+	})
 	m.HandleFunc("GET /v1/list", s.handleList)
 	m.HandleFunc("GET /v1/ring", s.handleRing)
 	m.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) {
-		ns, _, err := s.st.nodes()
-		reply(w, ns, err)
+		if s.verify(w) {
+			ns, _, err := s.st.nodes()
+			reply(w, s.live.overlay(ns), err)
+		}
 	})
 	m.HandleFunc("POST /v1/nodes/heartbeat", func(w http.ResponseWriter, r *http.Request) {
 		var hb metaapi.Heartbeat
 		if !decode(w, r, &hb) {
 			return
 		}
-		reply(w, nil, s.st.heartbeat(hb, s.now()))
+		reply(w, nil, s.heartbeat(hb))
 	})
 	m.HandleFunc("POST /v1/badshards", func(w http.ResponseWriter, r *http.Request) {
 		var bad []metaapi.BadShard
@@ -236,15 +354,20 @@ func (s *Server) routes() {
 			}
 			s.log.Warn("bad shard reported", "shard", ShardID(bad[i].Segment, bad[i].Index), "node", bad[i].Node, "reason", bad[i].Reason)
 		}
-		reply(w, nil, s.st.reportBad(bad))
+		_, err := s.propose(opReportBad, bad)
+		reply(w, nil, err)
 	})
 	m.HandleFunc("GET /v1/badshards", func(w http.ResponseWriter, r *http.Request) {
-		bs, err := s.st.badShards()
-		reply(w, bs, err)
+		if s.verify(w) {
+			bs, err := s.st.badShards()
+			reply(w, bs, err)
+		}
 	})
 	m.HandleFunc("GET /v1/gc", func(w http.ResponseWriter, r *http.Request) {
-		n, err := s.st.gcPending()
-		reply(w, metaapi.GCStatus{Pending: n}, err)
+		if s.verify(w) {
+			n, err := s.st.gcPending()
+			reply(w, metaapi.GCStatus{Pending: n}, err)
+		}
 	})
 	m.HandleFunc("POST /v1/uploads", func(w http.ResponseWriter, r *http.Request) {
 		var u metaapi.Upload
@@ -252,17 +375,19 @@ func (s *Server) routes() {
 			return
 		}
 		u.ID, u.Initiated = newID(), s.now().UTC()
-		err := s.st.createUpload(u)
+		_, err := s.propose(opCreateUpload, u)
 		reply(w, u, err)
 	})
 	m.HandleFunc("GET /v1/upload", func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		u, err := s.st.upload(q.Get("bucket"), q.Get("key"), q.Get("uploadId"))
-		reply(w, u, err)
+		if s.verify(w) {
+			q := r.URL.Query()
+			u, err := s.st.upload(q.Get("bucket"), q.Get("key"), q.Get("uploadId"))
+			reply(w, u, err)
+		}
 	})
 	m.HandleFunc("DELETE /v1/upload", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		err := s.st.abortUpload(q.Get("bucket"), q.Get("key"), q.Get("uploadId"), s.gcDue())
+		_, err := s.propose(opAbortUpload, uploadArgs{Bucket: q.Get("bucket"), Key: q.Get("key"), ID: q.Get("uploadId")})
 		s.kickGC()
 		reply(w, nil, err)
 	})
@@ -272,27 +397,30 @@ func (s *Server) routes() {
 			return
 		}
 		req.Part.Modified = s.now().UTC()
-		reply(w, nil, s.st.commitPart(req, s.gcDue()))
+		_, err := s.propose(opCommitPart, req)
+		reply(w, nil, err)
 	})
 	m.HandleFunc("GET /v1/parts", func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		after, _ := strconv.Atoi(q.Get("after"))
-		max, _ := strconv.Atoi(q.Get("max"))
-		pl, err := s.st.listParts(q.Get("bucket"), q.Get("key"), q.Get("uploadId"), after, max)
-		reply(w, pl, err)
+		if s.verify(w) {
+			q := r.URL.Query()
+			after, _ := strconv.Atoi(q.Get("after"))
+			max, _ := strconv.Atoi(q.Get("max"))
+			pl, err := s.st.listParts(q.Get("bucket"), q.Get("key"), q.Get("uploadId"), after, max)
+			reply(w, pl, err)
+		}
 	})
 	m.HandleFunc("POST /v1/uploads/complete", func(w http.ResponseWriter, r *http.Request) {
 		var req metaapi.CompleteRequest
 		if !decode(w, r, &req) {
 			return
 		}
-		o, err := s.st.completeUpload(req, s.now().UTC(), s.gcDue())
+		o, err := proposeFor[metaapi.Object](s, opCompleteUpload, req)
 		s.kickGC()
 		reply(w, o, err)
 	})
 	m.HandleFunc("POST /v1/uploads/list", func(w http.ResponseWriter, r *http.Request) {
 		var req metaapi.UploadListRequest
-		if !decode(w, r, &req) {
+		if !decode(w, r, &req) || !s.verify(w) {
 			return
 		}
 		res, err := s.st.listUploads(req)
@@ -303,7 +431,7 @@ func (s *Server) routes() {
 		if !decode(w, r, &req) {
 			return
 		}
-		o, err := s.st.copyObject(req, s.now().UTC(), s.gcDue())
+		o, err := proposeFor[metaapi.Object](s, opCopy, req)
 		s.kickGC()
 		reply(w, o, err)
 	})
@@ -315,18 +443,43 @@ func (s *Server) routes() {
 		if u.Created.IsZero() {
 			u.Created = s.now().UTC()
 		}
-		reply(w, nil, s.st.putUser(u))
+		_, err := s.propose(opPutUser, u)
+		reply(w, nil, err)
 	})
 	m.HandleFunc("GET /v1/users", func(w http.ResponseWriter, r *http.Request) {
-		us, err := s.st.users()
-		reply(w, us, err)
+		if s.verify(w) {
+			us, err := s.st.users()
+			reply(w, us, err)
+		}
 	})
 	m.HandleFunc("GET /v1/user", func(w http.ResponseWriter, r *http.Request) {
-		u, err := s.st.user(r.URL.Query().Get("accessKey"))
-		reply(w, u, err)
+		if s.verify(w) {
+			u, err := s.st.user(r.URL.Query().Get("accessKey"))
+			reply(w, u, err)
+		}
 	})
 	m.HandleFunc("DELETE /v1/user", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, nil, s.st.deleteUser(r.URL.Query().Get("accessKey")))
+		_, err := s.propose(opDeleteUser, r.URL.Query().Get("accessKey"))
+		reply(w, nil, err)
+	})
+	m.HandleFunc("GET /v1/meta/status", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, s.status(), nil)
+	})
+	m.HandleFunc("GET /v1/meta/members", func(w http.ResponseWriter, r *http.Request) {
+		if s.verify(w) {
+			ms, err := s.st.metaMembers()
+			reply(w, ms, err)
+		}
+	})
+	m.HandleFunc("POST /v1/meta/members", func(w http.ResponseWriter, r *http.Request) {
+		var mm metaapi.MetaMember
+		if !decode(w, r, &mm) {
+			return
+		}
+		reply(w, nil, s.addMember(mm))
+	})
+	m.HandleFunc("DELETE /v1/meta/members", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, nil, s.removeMember(r.URL.Query().Get("id")))
 	})
 	s.mux = m
 }
@@ -345,7 +498,8 @@ func (s *Server) handleCreateBucket(w http.ResponseWriter, r *http.Request) {
 	if b.Created.IsZero() {
 		b.Created = s.now().UTC()
 	}
-	reply(w, nil, s.st.createBucket(b))
+	_, err := s.propose(opCreateBucket, b)
+	reply(w, nil, err)
 }
 
 func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request) {
@@ -356,7 +510,7 @@ func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request) {
 	if req.Object.Modified.IsZero() {
 		req.Object.Modified = s.now().UTC()
 	}
-	o, err := s.st.commit(req, s.gcDue())
+	o, err := proposeFor[metaapi.Object](s, opCommit, req)
 	if err == nil {
 		s.kickGC()
 	}
@@ -378,6 +532,9 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		req.Max = n
+	}
+	if !s.verify(w) {
+		return
 	}
 	res, err := s.st.list(req)
 	reply(w, res, err)
@@ -423,32 +580,9 @@ func reply(w http.ResponseWriter, v any, err error) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// gcDue is when shards released now may be deleted.
-func (s *Server) gcDue() time.Time { return s.now().Add(s.cfg.GCDelay) }
-
 func (s *Server) kickGC() {
 	select {
 	case s.gcKick <- struct{}{}:
 	default:
-	}
-}
-
-// detectDown marks chunk servers that stopped heartbeating as down, so new
-// writes are placed elsewhere.
-func (s *Server) detectDown(ctx context.Context) {
-	ns, _, err := s.st.nodes()
-	if err != nil {
-		s.log.Error("list nodes", "err", err)
-		return
-	}
-	cutoff := s.now().Add(-s.cfg.DownAfter)
-	for _, n := range ns {
-		if n.State == metaapi.NodeUp && n.LastSeen.Before(cutoff) {
-			if err := s.st.setNodeState(n.ID, metaapi.NodeDown, cutoff); err != nil {
-				s.log.Error("mark node down", "node", n.ID, "err", err)
-				continue
-			}
-			s.log.Warn("chunk server down", "node", n.ID, "addr", n.Addr, "lastSeen", n.LastSeen)
-		}
 	}
 }

@@ -27,7 +27,10 @@ const (
 	pBad     = 'R' // R<shard>\x00<node>        -> metaapi.BadShard
 )
 
-var keyRingVersion = []byte("Vring") // -> uint64 big endian
+var (
+	keyRingVersion = []byte("Vring")    // -> uint64 big endian
+	keyApplied     = []byte("Vapplied") // -> uint64 big endian: last log index applied
+)
 
 func bucketKey(b string) []byte { return append([]byte{pBucket}, b...) }
 
@@ -81,6 +84,11 @@ type segmentRecord struct {
 // property a replicated log needs.
 type store struct {
 	db *badger.DB
+	// applying is the log index of the command being applied. Each
+	// transaction records it under keyApplied together with the command's
+	// effects, so after a crash the state machine knows exactly which
+	// commands it holds and replays the rest.
+	applying uint64
 }
 
 func (s *store) close() error { return s.db.Close() }
@@ -90,7 +98,15 @@ func (s *store) close() error { return s.db.Close() }
 // the fsyncs of concurrent commits, so writers need no global lock.
 func (s *store) update(fn func(txn *badger.Txn) error) error {
 	for attempt := 0; ; attempt++ {
-		err := s.db.Update(fn)
+		err := s.db.Update(func(txn *badger.Txn) error {
+			if err := fn(txn); err != nil {
+				return err
+			}
+			if s.applying == 0 {
+				return nil
+			}
+			return txn.Set(keyApplied, binary.BigEndian.AppendUint64(nil, s.applying))
+		})
 		if !errors.Is(err, badger.ErrConflict) || attempt >= 64 {
 			return err
 		}
@@ -562,14 +578,16 @@ func (s *store) heartbeat(hb metaapi.Heartbeat, now time.Time) error {
 }
 
 // setNodeState moves a node to a new state if it is not there already.
-func (s *store) setNodeState(id string, st metaapi.NodeState, ifSeenBefore time.Time) error {
+func (s *store) setNodeState(id string, st metaapi.NodeState) error {
 	return s.update(func(txn *badger.Txn) error {
 		var n metaapi.Node
 		if err := getJSON(txn, nodeKey(id), &n); err != nil {
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				return fmt.Errorf("%w: no node %q", metaapi.ErrInvalidArgument, id)
+			}
 			return err
 		}
-		// A heartbeat that raced with the decision wins.
-		if n.State == st || !n.LastSeen.Before(ifSeenBefore) {
+		if n.State == st {
 			return nil
 		}
 		n.State = st
@@ -678,10 +696,10 @@ func (s *store) gcPending() (int, error) {
 	return n, err
 }
 
-func (s *store) gcDone(es []gcEntry) error {
+func (s *store) gcDone(es []gcDoneArgs) error {
 	return s.update(func(txn *badger.Txn) error {
 		for _, e := range es {
-			if err := txn.Delete(e.key); err != nil {
+			if err := txn.Delete(e.Key); err != nil {
 				return err
 			}
 			if err := txn.Delete(nodeShardKey(pPending, e.Node, e.Shard)); err != nil {

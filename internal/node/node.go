@@ -110,21 +110,26 @@ type Meta struct {
 	Server *meta.Server
 }
 
-// StartMeta opens the metadata store and serves it on listen.
-func StartMeta(ctx context.Context, listen string, cfg meta.Config) (*Meta, error) {
-	ms, err := meta.Open(cfg)
-	if err != nil {
-		return nil, err
-	}
+// StartMeta opens the metadata store and serves it on listen. Unless
+// cfg.HTTPAddr says otherwise, the node tells its peers the bound address.
+func StartMeta(ctx context.Context, listenAddr string, cfg meta.Config) (*Meta, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	svc, err := serve(ctx, listen, ms.Handler(), 64<<10, log, ms.Run)
+	svc, err := listen(listenAddr, 64<<10, log)
 	if err != nil {
-		ms.Close()
 		return nil, err
 	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = svc.addr
+	}
+	ms, err := meta.Open(cfg)
+	if err != nil {
+		svc.ln.Close()
+		return nil, err
+	}
+	svc.start(ctx, ms.Handler(), ms.Run)
 	return &Meta{service: svc, Server: ms}, nil
 }
 
@@ -135,6 +140,13 @@ func (m *Meta) Addr() string { return m.addr }
 func (m *Meta) Stop() error {
 	err := m.stop()
 	return errors.Join(err, m.Server.Close())
+}
+
+// Kill stops the server abruptly, dropping connections mid-request, and
+// closes its store, as close to a crash as one process can get.
+func (m *Meta) Kill() {
+	m.kill()
+	m.Server.Close()
 }
 
 // Chunk is a running chunk server that heartbeats to the metadata service.

@@ -23,8 +23,12 @@ type Client struct {
 	secret []byte
 	hc     *http.Client
 	// cur is the index into addrs of the last address that answered, so a
-	// client sticks to a working (later: leading) metadata node.
+	// client sticks to a working metadata node.
 	cur atomic.Int32
+
+	// RetryFor bounds how long a call retries while no metadata leader can
+	// be reached (0: DefaultRetryFor). Set it before the first call.
+	RetryFor time.Duration
 }
 
 // NewClient returns a client of the metadata nodes at addrs (host:port). A nil
@@ -163,8 +167,19 @@ type GCStatus struct {
 	Pending int `json:"pending"`
 }
 
-// call sends one request, failing over to the next metadata address when one
-// cannot be reached. Answers from a reachable node, errors included, are final.
+// DefaultRetryFor is how long a call keeps trying while no metadata leader can
+// be reached: long enough to ride out a leader election (a few seconds),
+// short enough that a cluster without quorum fails calls promptly.
+const DefaultRetryFor = 10 * time.Second
+
+// call sends one request. When a metadata node cannot be reached, or answers
+// that there is no leader, it tries the next address, and after a round of
+// all of them waits and goes round again, until RetryFor has passed. Other
+// answers, errors included, are final.
+//
+// Retrying a request whose answer was lost is safe: every metadata change is
+// idempotent when repeated with the same inputs, except that a conditional
+// write may then see its own first attempt and fail its condition.
 func (c *Client) call(ctx context.Context, method, path string, q url.Values, in, out any) error {
 	var body []byte
 	if in != nil {
@@ -173,22 +188,52 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, in
 			return fmt.Errorf("metadata %s %s: encode request: %w", method, path, err)
 		}
 	}
-	start := int(c.cur.Load())
-	var lastErr error
-	for i := range c.addrs {
-		idx := (start + i) % len(c.addrs)
-		err := c.do(ctx, c.addrs[idx], method, path, q, body, out)
-		var netErr *net.OpError
-		if err != nil && errors.As(err, &netErr) && ctx.Err() == nil {
-			lastErr = err
-			continue
-		}
-		if i > 0 {
-			c.cur.Store(int32(idx))
-		}
-		return err
+	retryFor := c.RetryFor
+	if retryFor == 0 {
+		retryFor = DefaultRetryFor
 	}
-	return fmt.Errorf("%w: %v", ErrUnavailable, lastErr)
+	deadline := time.Now().Add(retryFor)
+	wait := 50 * time.Millisecond
+	idx := int(c.cur.Load())
+	var lastErr error
+	for round := 0; ; round++ {
+		for range c.addrs {
+			err := c.do(ctx, c.addrs[idx], method, path, q, body, out)
+			if !retryable(err) || ctx.Err() != nil {
+				c.cur.Store(int32(idx))
+				return err
+			}
+			lastErr = err
+			idx = (idx + 1) % len(c.addrs)
+		}
+		if time.Now().Add(wait).After(deadline) {
+			break
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("metadata %s %s: %w (last error: %v)", method, path, ctx.Err(), lastErr)
+		case <-t.C:
+		}
+		wait = min(2*wait, time.Second)
+	}
+	if errors.Is(lastErr, ErrNoQuorum) {
+		return fmt.Errorf("metadata %s %s: retried for %s: %w", method, path, retryFor, lastErr)
+	}
+	return fmt.Errorf("metadata %s %s: retried for %s: %w: %v", method, path, retryFor, ErrUnavailable, lastErr)
+}
+
+// retryable reports whether another metadata node, or the same one a moment
+// later, may answer differently: the node could not be reached, or it knows
+// no leader to serve the request.
+func retryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var netErr *net.OpError
+	return errors.As(err, &netErr) || errors.Is(err, ErrNoQuorum) || errors.Is(err, ErrUnavailable) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
 func (c *Client) do(ctx context.Context, addr, method, path string, q url.Values, body []byte, out any) error {
@@ -318,4 +363,43 @@ func (c *Client) Users(ctx context.Context) ([]User, error) {
 // DeleteUser removes an access key.
 func (c *Client) DeleteUser(ctx context.Context, accessKey string) error {
 	return c.call(ctx, http.MethodDelete, "/v1/user", url.Values{"accessKey": {accessKey}}, nil, nil)
+}
+
+// Rename renames an object or a whole prefix atomically (see RenameRequest).
+func (c *Client) Rename(ctx context.Context, req RenameRequest) error {
+	return c.call(ctx, http.MethodPost, "/v1/rename", nil, req, nil)
+}
+
+// Changes long-polls the change feed of a bucket: it answers at once when
+// something changed after since, otherwise after about ten seconds with
+// nothing. since 0 asks only for the current position.
+func (c *Client) Changes(ctx context.Context, bucket string, since uint64) (Changes, error) {
+	var ch Changes
+	err := c.call(ctx, http.MethodGet, "/v1/changes", url.Values{"bucket": {bucket}, "since": {strconv.FormatUint(since, 10)}}, nil, &ch)
+	return ch, err
+}
+
+// MetaStatus returns the Raft group's state as the answering node sees it;
+// ask the leader (any node forwards) for replication lag.
+func (c *Client) MetaStatus(ctx context.Context) (MetaStatus, error) {
+	var st MetaStatus
+	err := c.call(ctx, http.MethodGet, "/v1/meta/status", nil, nil, &st)
+	return st, err
+}
+
+// MetaMembers lists the metadata nodes with their addresses.
+func (c *Client) MetaMembers(ctx context.Context) ([]MetaMember, error) {
+	var ms []MetaMember
+	err := c.call(ctx, http.MethodGet, "/v1/meta/members", nil, nil, &ms)
+	return ms, err
+}
+
+// AddMeta adds a metadata node to the Raft group as a voter.
+func (c *Client) AddMeta(ctx context.Context, m MetaMember) error {
+	return c.call(ctx, http.MethodPost, "/v1/meta/members", nil, m, nil)
+}
+
+// RemoveMeta removes a metadata node from the Raft group.
+func (c *Client) RemoveMeta(ctx context.Context, id string) error {
+	return c.call(ctx, http.MethodDelete, "/v1/meta/members", url.Values{"id": {id}}, nil, nil)
 }

@@ -19,6 +19,9 @@ var (
 	ErrInvalidArgument  = errors.New("invalid argument")
 	ErrNotEnoughServers = errors.New("not enough chunk servers")
 	ErrUnavailable      = errors.New("metadata service unavailable")
+	// ErrNoQuorum means no metadata leader could be reached: too few
+	// metadata nodes are up to elect one, or an election is under way.
+	ErrNoQuorum = errors.New("metadata service has no quorum (no leader)")
 )
 
 var codes = []struct {
@@ -36,6 +39,7 @@ var codes = []struct {
 	{"InvalidArgument", ErrInvalidArgument, http.StatusBadRequest},
 	{"NotEnoughServers", ErrNotEnoughServers, http.StatusServiceUnavailable},
 	{"Unavailable", ErrUnavailable, http.StatusServiceUnavailable},
+	{"NoQuorum", ErrNoQuorum, http.StatusServiceUnavailable},
 }
 
 // ErrorBody is the JSON body of every error answer.

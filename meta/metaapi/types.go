@@ -173,3 +173,68 @@ type ShardRef struct {
 	Node  string `json:"node"`
 	Shard string `json:"shard"`
 }
+
+// RenameRequest renames one object (Dir false: From and To are keys) or every
+// key under a prefix (Dir true: From and To are prefixes ending in "/", the
+// directory marker object From itself included) in one atomic step; no data
+// moves. With NoReplace the rename fails with ErrPrecondition if To exists.
+// A directory rename also fails with ErrPrecondition when anything but the
+// marker object To lives under To: only an empty directory can be replaced.
+type RenameRequest struct {
+	Bucket    string `json:"bucket"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Dir       bool   `json:"dir,omitempty"`
+	NoReplace bool   `json:"noReplace,omitempty"`
+}
+
+// Changes is one answer of the change feed: what changed in a bucket after a
+// position in the metadata log, up to Next.
+type Changes struct {
+	// Next is the position to ask from next time.
+	Next uint64 `json:"next"`
+	// Reset means the feed cannot tell what changed since the position asked
+	// for (it is older than the feed remembers, or was never on this
+	// history); the caller must drop everything it caches.
+	Reset bool `json:"reset,omitempty"`
+	// Keys were created, overwritten, deleted, or renamed from or to.
+	Keys []string `json:"keys,omitempty"`
+	// Prefixes changed as a whole (a directory rename, a bucket deletion).
+	Prefixes []string `json:"prefixes,omitempty"`
+}
+
+// MetaMember is one metadata node of the Raft group.
+type MetaMember struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raftAddr"`
+	HTTPAddr string `json:"httpAddr"`
+	// GossipAddr is the node's serf address, where other processes join the
+	// cluster's gossip; empty when the node runs without gossip.
+	GossipAddr string `json:"gossipAddr,omitempty"`
+}
+
+// MetaStatus is the Raft group as one metadata node sees it.
+type MetaStatus struct {
+	ID          string           `json:"id"`
+	State       string           `json:"state"` // Leader, Follower, Candidate, Shutdown
+	Leader      string           `json:"leader"`
+	LeaderAddr  string           `json:"leaderAddr,omitempty"` // its HTTP address
+	Term        uint64           `json:"term"`
+	CommitIndex uint64           `json:"commitIndex"`
+	AppliedIdx  uint64           `json:"appliedIndex"`
+	LastLog     uint64           `json:"lastLogIndex"`
+	Servers     []MetaServerInfo `json:"servers"`
+}
+
+// MetaServerInfo is one voter as the leader sees it.
+type MetaServerInfo struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raftAddr"`
+	HTTPAddr string `json:"httpAddr,omitempty"`
+	Suffrage string `json:"suffrage"`
+	// Match is the last log index known replicated to the server (the leader
+	// itself: its last index); Lag is how far it is behind the commit index.
+	// Both are known only on the leader.
+	Match uint64 `json:"match"`
+	Lag   uint64 `json:"lag"`
+}
