@@ -483,6 +483,38 @@ func (c *Client) Status(ctx context.Context, addr string) (st Status, err error)
 	return st, nil
 }
 
+// Scrub asks the chunk server at addr to start a scrub pass now (see
+// Server.Scrub); the pass is done once ScrubStatus reports Completed >=
+// the returned Requested.
+func (c *Client) Scrub(ctx context.Context, addr string) (ScrubStatus, error) {
+	return c.scrub(ctx, http.MethodPost, addr)
+}
+
+// ScrubStatus returns the scrub progress of the chunk server at addr.
+func (c *Client) ScrubStatus(ctx context.Context, addr string) (ScrubStatus, error) {
+	return c.scrub(ctx, http.MethodGet, addr)
+}
+
+func (c *Client) scrub(ctx context.Context, method, addr string) (st ScrubStatus, err error) {
+	defer annotate(&err, "scrub", "", addr)
+	req, err := c.newRequest(ctx, method, "http://"+addr+"/v1/scrub")
+	if err != nil {
+		return ScrubStatus{}, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return ScrubStatus{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted {
+		return ScrubStatus{}, statusError(resp)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return ScrubStatus{}, fmt.Errorf("decode: %w", err)
+	}
+	return st, nil
+}
+
 // statusError turns an error answer into an error wrapping the matching
 // sentinel, with the server's message.
 func statusError(resp *http.Response) error {

@@ -211,10 +211,17 @@ func (e errWrite) Unwrap() error { return e.err }
 // stored here and ErrCorrupt if it cannot be read back intact. It is the
 // primitive a background scrubber paces over Inventory.
 func (s *Server) VerifyShard(ctx context.Context, id string) error {
+	_, err := s.verifyShard(ctx, id, io.Discard)
+	return err
+}
+
+// verifyShard is VerifyShard sending the verified data to w (which may
+// pace it), and returning the shard's length.
+func (s *Server) verifyShard(ctx context.Context, id string, w io.Writer) (int64, error) {
 	r, err := s.openShard(id, true)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer r.close()
-	return r.writeRange(ctx, 0, r.ft.dataLen, io.Discard, func() {})
+	return r.ft.dataLen, r.writeRange(ctx, 0, r.ft.dataLen, w, func() {})
 }

@@ -3,6 +3,7 @@ package chunkserver
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // groupSync makes a disk's writes durable in batches. A shard write needs
@@ -14,6 +15,8 @@ import (
 // cost about two flushes per batch instead.
 type groupSync struct {
 	flush func() error // makes everything written so far durable
+	// batches counts the flushes run, for metrics.
+	batches atomic.Int64
 
 	mu      sync.Mutex
 	waiting []chan error
@@ -52,6 +55,7 @@ func (g *groupSync) loop() {
 		}
 		g.mu.Unlock()
 		err := g.flush()
+		g.batches.Add(1)
 		for _, ch := range batch {
 			ch <- err
 		}

@@ -19,6 +19,8 @@ import (
 //	DELETE /v1/shards/{id}   remove it -> 204, also when absent
 //	GET    /v1/inventory     every shard, as NDJSON ShardInfo lines
 //	GET    /v1/status        Status as JSON
+//	GET    /v1/scrub         ScrubStatus as JSON
+//	POST   /v1/scrub         start a scrub pass now -> 202 ScrubStatus
 //	GET    /healthz          200 while the process runs (no auth)
 //	GET    /readyz           200 when a disk can take shards (no auth)
 //
@@ -68,6 +70,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		default:
 			methodNotAllowed(w, "GET, HEAD, PUT, DELETE")
 		}
+		return
+	}
+	if p == "/v1/scrub" {
+		s.handleScrub(w, r)
 		return
 	}
 	switch p {
@@ -318,4 +324,21 @@ func (s *Server) handleInventory(w http.ResponseWriter, r *http.Request) {
 		}
 		panic(http.ErrAbortHandler)
 	}
+}
+
+func (s *Server) handleScrub(w http.ResponseWriter, r *http.Request) {
+	var st ScrubStatus
+	code := http.StatusOK
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		st = s.ScrubStatus()
+	case http.MethodPost:
+		st, code = s.Scrub(), http.StatusAccepted
+	default:
+		methodNotAllowed(w, "GET, HEAD, POST")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(st)
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -41,6 +42,15 @@ type Config struct {
 	// Acknowledged shards can then be lost on power failure or kernel
 	// crash (not on a process crash). For tests and throwaway clusters.
 	NoSync bool
+
+	// ScrubBandwidth caps the bytes/s the scrubber reads (default
+	// DefaultScrubBandwidth); ScrubInterval is how long a full pass
+	// should take (default DefaultScrubInterval). See RunScrubber.
+	ScrubBandwidth int64
+	ScrubInterval  time.Duration
+	// ReportCorrupt, if set, is told about the shards the scrubber finds
+	// corrupt, so that they get repaired; an error has them offered again.
+	ReportCorrupt func(context.Context, []CorruptShard) error
 
 	// For tests and benchmarks in this package.
 	blockSize   int64                       // checksum block size; 0 = defaultBlockSize
@@ -96,6 +106,8 @@ type Server struct {
 	next    atomic.Uint64 // rotates the tie-break order of disk choice
 	stripes [numStripes]sync.Mutex
 	closed  atomic.Bool
+
+	scrub *scrubber
 }
 
 // ioState is the per-request scratch memory, pooled.
@@ -153,6 +165,7 @@ func New(cfg Config) (*Server, error) {
 	s.ioSize = max(1, s.ioSize/int(s.blockSize)) * int(s.blockSize)
 	s.blockOp = crcShift(s.blockSize)
 	s.bufs.New = func() any { return &ioState{buf: alignedBuffer(s.ioSize)} }
+	s.scrub = newScrubber(s, cfg)
 
 	// Disks are opened in parallel: counting the shards reads every
 	// directory, which on big disks is the slow part of a start.

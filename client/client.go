@@ -37,6 +37,9 @@ type Config struct {
 	// ShardTimeout is how long a shard read may stall before the read goes
 	// around it using parity.
 	ShardTimeout time.Duration
+	// MetaRetry bounds how long a metadata call keeps retrying while no
+	// metadata leader can be reached (0: metaapi.DefaultRetryFor).
+	MetaRetry time.Duration
 }
 
 // Errors returned by the client besides those of package metaapi.
@@ -83,6 +86,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	mc.RetryFor = cfg.MetaRetry
 	return &Client{
 		cfg:    cfg,
 		log:    cfg.Logger,

@@ -186,7 +186,7 @@ func (c *Client) openSegment(ctx context.Context, seg metaapi.Segment, off, n in
 			return nil, fmt.Errorf("shard %d of segment %s: %w", idx, seg.ID, errShardMissing)
 		case !ok:
 			return nil, fmt.Errorf("shard %d of segment %s: node %s unknown: %w", idx, seg.ID, loc.Node, errShardMissing)
-		case node.State != metaapi.NodeUp:
+		case node.State != metaapi.NodeUp && node.State != metaapi.NodeDraining:
 			return nil, fmt.Errorf("shard %d of segment %s: node %s is %s: %w", idx, seg.ID, loc.Node, node.State, errShardMissing)
 		}
 		return c.chunks.Get(ctx, node.Addr, chunkserver.ShardID(seg.ID, idx), off, n)

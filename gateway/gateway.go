@@ -20,6 +20,7 @@ import (
 	"github.com/talusfs/talus/client"
 	"github.com/talusfs/talus/gateway/internal/s3auth"
 	"github.com/talusfs/talus/gateway/internal/s3err"
+	"github.com/talusfs/talus/internal/metrics"
 	"github.com/talusfs/talus/meta/metaapi"
 )
 
@@ -230,6 +231,7 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q.op = op.name
+	metrics.SetOp(r.Context(), op.name)
 	if err := op.fn(q); err != nil {
 		g.fail(q, err)
 	}
@@ -242,6 +244,7 @@ var serverHeader = []string{"talus"}
 // so a well-formed one is refused as S3 refuses it for such a bucket.
 func (g *Gateway) preflight(q *request) {
 	q.op = "PreflightCORS"
+	metrics.SetOp(q.ctx(), q.op)
 	h := q.r.Header
 	switch {
 	case h.Get("Origin") == "":

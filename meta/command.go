@@ -208,6 +208,9 @@ func (s *store) apply(c command) (any, *change, error) {
 		}
 		return nil, nil, s.removeMetaMember(id)
 	}
+	if v, ok, err := s.applyRepair(c); ok {
+		return v, nil, err
+	}
 	return nil, nil, fmt.Errorf("unknown metadata command %q", c.Op)
 }
 

@@ -57,7 +57,7 @@ func (s *Server) deleteShards(ctx context.Context, refs []gcEntry) []gcEntry {
 		switch {
 		case !ok:
 			done = append(done, r) // the node is gone for good, and its shards with it
-		case n.State == metaapi.NodeUp:
+		case n.State == metaapi.NodeUp || n.State == metaapi.NodeDraining:
 			byNode[r.Node] = append(byNode[r.Node], r)
 		}
 	}
@@ -97,7 +97,7 @@ func (s *Server) sweepOrphans(ctx context.Context) {
 	}
 	cutoff := s.now().Add(-s.cfg.OrphanGrace).Unix()
 	for _, n := range ns {
-		if n.State != metaapi.NodeUp {
+		if n.State != metaapi.NodeUp && n.State != metaapi.NodeDraining {
 			continue
 		}
 		var orphans []string

@@ -72,7 +72,7 @@ func (s *Server) verify(w http.ResponseWriter) bool {
 const forwardedHeader = "X-Talus-Forwarded"
 
 // leaderWait bounds how long a request waits for a new leader to be ready.
-const leaderWait = 5 * time.Second
+const leaderWait = 2 * time.Second
 
 // forward sends requests that only the leader may serve to the leader.
 func (s *Server) forward(next http.Handler) http.Handler {
@@ -176,7 +176,7 @@ func (s *Server) becomeLeader(term <-chan struct{}) {
 			}
 			continue
 		}
-		self := metaapi.MetaMember{ID: s.cfg.ID, RaftAddr: string(s.raft.trans.LocalAddr()), HTTPAddr: s.cfg.HTTPAddr}
+		self := metaapi.MetaMember{ID: s.cfg.ID, RaftAddr: string(s.raft.trans.LocalAddr()), HTTPAddr: s.cfg.HTTPAddr, GossipAddr: s.cfg.GossipAddr}
 		if _, err := s.propose(opMetaMember, self); err != nil {
 			s.log.Warn("new leader: record own address", "err", err)
 			continue
@@ -310,25 +310,46 @@ func (s *Server) removeMember(id string) error {
 	return nil
 }
 
-// join asks the group at cfg.Join to add this node, until one answers yes.
-// A node that is already a member (it has a leader, or votes) stops asking.
+// join asks the group to add this node, or to update its Raft address,
+// until the group's configuration lists this node at its current address. A
+// node without state asks the nodes in cfg.Join; a node that restarted on a
+// new Raft address asks the members it knows from its own store.
 func (s *Server) join(ctx context.Context) {
-	self := metaapi.MetaMember{ID: s.cfg.ID, RaftAddr: string(s.raft.trans.LocalAddr()), HTTPAddr: s.cfg.HTTPAddr}
-	mc, err := metaapi.NewClient(s.cfg.Join, s.cfg.Secret, s.proxy)
-	if err != nil {
-		s.log.Error("join metadata group", "err", err)
-		return
-	}
+	me := raft.ServerAddress(s.raft.trans.LocalAddr())
+	self := metaapi.MetaMember{ID: s.cfg.ID, RaftAddr: string(me), HTTPAddr: s.cfg.HTTPAddr}
 	for wait := 200 * time.Millisecond; ctx.Err() == nil; wait = min(2*wait, 5*time.Second) {
-		if cf := s.raft.r.GetConfiguration(); cf.Error() == nil && len(cf.Configuration().Servers) > 0 {
-			return
+		cf := s.raft.r.GetConfiguration()
+		if cf.Error() == nil {
+			servers := cf.Configuration().Servers
+			if slices.ContainsFunc(servers, func(srv raft.Server) bool { return srv.ID == raft.ServerID(s.cfg.ID) && srv.Address == me }) {
+				return
+			}
+			if len(servers) == 0 && len(s.cfg.Join) == 0 {
+				return // a new group of one is being bootstrapped
+			}
 		}
-		err := mc.AddMeta(ctx, self)
-		if err == nil {
-			s.log.Info("joined metadata group", "via", s.cfg.Join)
-			return
+		addrs := append([]string(nil), s.cfg.Join...)
+		if ms, err := s.st.metaMembers(); err == nil {
+			for _, m := range ms {
+				if m.ID != s.cfg.ID && m.HTTPAddr != "" {
+					addrs = append(addrs, m.HTTPAddr)
+				}
+			}
 		}
-		s.log.Warn("join metadata group: retrying", "via", s.cfg.Join, "err", err)
+		if len(addrs) > 0 {
+			mc, err := metaapi.NewClient(addrs, s.cfg.Secret, s.proxy)
+			if err != nil {
+				s.log.Error("join metadata group", "err", err)
+				return
+			}
+			mc.RetryFor = time.Second
+			err = mc.AddMeta(ctx, self)
+			if err == nil {
+				s.log.Info("joined metadata group", "via", addrs, "raft", me)
+				return
+			}
+			s.log.Warn("join metadata group: retrying", "via", addrs, "err", err)
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
@@ -393,7 +414,7 @@ func (s *Server) heartbeat(hb metaapi.Heartbeat) error {
 		return err
 	}
 	for _, n := range ns {
-		if n.ID == hb.ID && n.Addr == hb.Addr && n.Zone == hb.Zone && n.State == metaapi.NodeUp && sameDisks(n.Disks, hb.Disks) {
+		if n.ID == hb.ID && n.Addr == hb.Addr && n.Zone == hb.Zone && (n.State == metaapi.NodeUp || n.State == metaapi.NodeDraining) && sameDisks(n.Disks, hb.Disks) {
 			return nil
 		}
 	}

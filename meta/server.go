@@ -46,6 +46,9 @@ type Config struct {
 	// HTTPAddr is the address clients and other metadata nodes reach this
 	// node's API at; followers forward to the leader's.
 	HTTPAddr string
+	// GossipAddr is this node's serf address, published in its member
+	// record so that chunk servers and gateways can find the gossip.
+	GossipAddr string
 	// Join lists API addresses of metadata nodes of an existing group. A
 	// node without Raft state asks them to add it as a voter; with no Join
 	// it forms a group of its own (bootstrap). Either way a node that has
@@ -76,6 +79,19 @@ type Config struct {
 	OrphanGrace time.Duration
 	// OrphanInterval is how often chunk-server inventories are swept.
 	OrphanInterval time.Duration
+
+	// Repair, drain and rebalance: see repair.go and repairer.go.
+	//
+	// DownOutInterval is how long a chunk server may be down before it is
+	// out: its shards count as lost and are rebuilt elsewhere.
+	DownOutInterval time.Duration
+	// RepairBandwidth limits the bytes per second that repair and rebalance
+	// write (0: DefaultRepairBandwidth; negative: no limit).
+	RepairBandwidth int64
+	// RepairWorkers is how many segments are repaired at once.
+	RepairWorkers int
+	// RepairInterval is how often the leader looks for segments to repair.
+	RepairInterval time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -115,6 +131,7 @@ func (c *Config) setDefaults() {
 	if c.OrphanInterval == 0 {
 		c.OrphanInterval = 10 * time.Minute
 	}
+	c.setRepairDefaults()
 }
 
 // Server is one metadata node. Every change goes through the Raft log
@@ -136,6 +153,8 @@ type Server struct {
 	ready atomic.Bool
 	// live is the leader's view of chunk-server heartbeats.
 	live liveness
+	// rep is the leader's repair and rebalance machinery.
+	rep repairer
 
 	// gcKick wakes the collector early, e.g. right after a burst of deletes.
 	gcKick chan struct{}
@@ -218,13 +237,11 @@ func (s *Server) Handler() http.Handler {
 // only while this node leads.
 func (s *Server) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	if len(s.cfg.Join) > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.join(ctx)
-		}()
-	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.join(ctx)
+	}()
 	loops := []struct {
 		every time.Duration
 		fn    func(context.Context)
@@ -233,6 +250,10 @@ func (s *Server) Run(ctx context.Context) {
 		{time.Second, s.detectDown, nil},
 		{s.cfg.GCInterval, s.collect, s.gcKick},
 		{s.cfg.OrphanInterval, s.sweepOrphans, nil},
+		{time.Second, s.detectOut, nil},
+		{s.cfg.RepairInterval, s.repairScan, nil},
+		{time.Second, s.repairRun, s.repair().kick},
+		{time.Second, s.rebalanceRun, nil},
 	}
 	for _, l := range loops {
 		wg.Add(1)
@@ -481,6 +502,7 @@ func (s *Server) routes() {
 	m.HandleFunc("DELETE /v1/meta/members", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, nil, s.removeMember(r.URL.Query().Get("id")))
 	})
+	s.adminRoutes(m)
 	s.mux = m
 }
 
@@ -586,3 +608,6 @@ func (s *Server) kickGC() {
 	default:
 	}
 }
+
+// Dir is the node's state directory.
+func (s *Server) Dir() string { return s.cfg.Dir }

@@ -563,11 +563,17 @@ func (s *store) heartbeat(hb metaapi.Heartbeat, now time.Time) error {
 		if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
 			return err
 		}
-		changed := err != nil || n.Addr != hb.Addr || n.Zone != hb.Zone || n.State != metaapi.NodeUp
+		state := metaapi.NodeUp
+		if draining, derr := exists(txn, drainKey(hb.ID)); derr != nil {
+			return derr
+		} else if draining {
+			state = metaapi.NodeDraining
+		}
+		changed := err != nil || n.Addr != hb.Addr || n.Zone != hb.Zone || n.State != state
 		if err != nil {
 			n = metaapi.Node{ID: hb.ID, Joined: now}
 		}
-		n.Addr, n.Zone, n.Disks, n.LastSeen, n.State = hb.Addr, hb.Zone, hb.Disks, now, metaapi.NodeUp
+		n.Addr, n.Zone, n.Disks, n.LastSeen, n.State = hb.Addr, hb.Zone, hb.Disks, now, state
 		if changed {
 			if err := s.bumpRing(txn); err != nil {
 				return err

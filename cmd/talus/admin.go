@@ -22,6 +22,7 @@ import (
 // the cluster secret, and how to print.
 type adminEnv struct {
 	meta   *metaapi.Client
+	secret []byte
 	json   bool
 	stdout io.Writer
 }
@@ -50,7 +51,7 @@ func adminFlags(name string) (*flag.FlagSet, func() (*adminEnv, error)) {
 		if err != nil {
 			return nil, err
 		}
-		return &adminEnv{meta: mc, json: *asJSON}, nil
+		return &adminEnv{meta: mc, secret: s, json: *asJSON}, nil
 	}
 }
 
@@ -58,6 +59,7 @@ func runAdmin(ctx context.Context, args []string, stdout io.Writer) error {
 	groups := map[string]map[string]func(context.Context, []string, io.Writer) error{
 		"user":   {"add": adminUserAdd, "list": adminUserList, "remove": adminUserRemove},
 		"bucket": {"list": adminBucketList, "create": adminBucketCreate, "delete": adminBucketDelete},
+		"meta":   {"status": adminMetaStatus, "add": adminMetaAdd, "remove": adminMetaRemove},
 	}
 	if len(args) < 2 {
 		fmt.Fprintln(stdout, "usage: talus admin user add|list|remove, talus admin bucket list|create|delete")

@@ -29,6 +29,9 @@ func commands() []command {
 		{"gateway", "run an S3 gateway", runGateway},
 		{"admin", "administer a cluster: users, buckets", runAdmin},
 		{"bench", "benchmark an S3 endpoint or a talus cluster", runBench},
+		{"mount", "mount a bucket as a filesystem (FUSE)", runMount},
+		{"umount", "unmount a mounted bucket", runUmount},
+		{"probe", "health check: exit 0 if a URL answers 2xx (for containers without a shell)", runProbe},
 	}
 }
 

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/talusfs/talus/chunkserver"
@@ -18,8 +21,18 @@ import (
 
 func runMeta(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("meta")
-	data := fs.String("data", "", "directory for the metadata store (required)")
+	data := fs.String("data", "", "directory for the metadata store and Raft log (required)")
 	listen := fs.String("listen", "127.0.0.1:7700", "address to serve the metadata API on")
+	advertise := fs.String("advertise", "", "API address other processes reach this node at (default: the listen address)")
+	id := fs.String("id", "meta1", "this node's id in the metadata group; keep it across restarts")
+	raftAddr := fs.String("raft-addr", "", "address for Raft traffic between metadata nodes (default: API port + 100 on the listen host)")
+	raftAdvertise := fs.String("raft-advertise", "", "Raft address peers reach this node at (default: --raft-addr)")
+	bootstrap := fs.Bool("bootstrap", false, "form a new metadata group with this node as its first member (the default when --join is not given)")
+	var join listFlag
+	fs.Var(&join, "join", "API address of a node of an existing metadata group to join; repeatable")
+	gossip := fs.String("gossip", "", "gossip (serf) address, UDP and TCP (default: API port + 1000 on the listen host; \"off\": no gossip)")
+	var gossipJoin listFlag
+	fs.Var(&gossipJoin, "gossip-join", "gossip address of any cluster member, comma-separated or repeated (default: found through --join)")
 	secret := fs.String("secret", "", "cluster shared secret (default $TALUS_SECRET)")
 	k := fs.Int("k", 4, "data shards per segment")
 	m := fs.Int("m", 2, "parity shards per segment")
@@ -31,6 +44,9 @@ func runMeta(ctx context.Context, args []string, stdout io.Writer) error {
 	if *data == "" {
 		return errors.New("meta: --data is required")
 	}
+	if *bootstrap && len(join) > 0 {
+		return errors.New("meta: --bootstrap and --join exclude each other: a node either starts a group or joins one")
+	}
 	log, err := newLogger(*logLevel)
 	if err != nil {
 		return err
@@ -38,15 +54,42 @@ func runMeta(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := checkLayout(*k, *m); err != nil {
 		return err
 	}
+	if *raftAddr == "" {
+		if *raftAddr, err = offsetPort(*listen, 100); err != nil {
+			return fmt.Errorf("meta: %w", err)
+		}
+	}
+	g, err := gossipOption(*gossip, *listen, gossipJoin, nil, nil)
+	if err != nil {
+		return fmt.Errorf("meta: %w", err)
+	}
 	ms, err := node.StartMeta(ctx, *listen, meta.Config{
 		Dir: *data, Secret: secretFrom(*secret), Logger: log, K: *k, M: *m, DownAfter: *downAfter,
-	})
+		ID: *id, RaftAddr: *raftAddr, RaftAdvertise: *raftAdvertise, HTTPAddr: *advertise, Join: join,
+	}, g...)
 	if err != nil {
 		return err
 	}
-	log.Info("metadata server running", "addr", ms.Addr(), "data", *data)
+	log.Info("metadata server running", "id", *id, "addr", ms.Addr(), "raft", *raftAddr, "data", *data)
 	<-ctx.Done()
 	return ms.Stop()
+}
+
+// offsetPort derives a companion address: the same host, port+delta; port 0
+// stays 0 (any free port).
+func offsetPort(addr string, delta int) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("address %q: %w", addr, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return "", fmt.Errorf("address %q: bad port", addr)
+	}
+	if p != 0 {
+		p += delta
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p)), nil
 }
 
 func runChunk(ctx context.Context, args []string, stdout io.Writer) error {
@@ -58,6 +101,11 @@ func runChunk(ctx context.Context, args []string, stdout io.Writer) error {
 	advertise := fs.String("advertise", "", "address other processes reach this server at (default: the listen address)")
 	zone := fs.String("zone", "default", "failure zone (rack, room, availability zone)")
 	id := fs.String("id", "", "node id (default: generated once and kept in the first disk)")
+	gossip := fs.String("gossip", "", "gossip (serf) address, UDP and TCP (default: listen port + 1000 on the listen host; \"off\": no gossip)")
+	var join listFlag
+	fs.Var(&join, "join", "gossip address of any cluster member, comma-separated or repeated (default: asked from --meta)")
+	scrubBW := fs.Int64("scrub-bandwidth", chunkserver.DefaultScrubBandwidth, "most bytes per second the background scrubber reads")
+	scrubEvery := fs.Duration("scrub-interval", chunkserver.DefaultScrubInterval, "how long one scrub pass over every shard should take")
 	secret := fs.String("secret", "", "cluster shared secret (default $TALUS_SECRET)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parse(fs, args); err != nil {
@@ -73,8 +121,16 @@ func runChunk(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *scrubBW <= 0 || *scrubEvery <= 0 {
+		return errors.New("chunk: --scrub-bandwidth and --scrub-interval must be positive")
+	}
+	g, err := gossipOption(*gossip, *listen, join, nil, nil)
+	if err != nil {
+		return fmt.Errorf("chunk: %w", err)
+	}
 	cs, err := node.StartChunk(ctx, node.ChunkOptions{Listen: *listen, Advertise: *advertise, Meta: metas},
-		chunkserver.Config{ID: *id, Zone: *zone, Disks: disks, Secret: secretFrom(*secret), Logger: log})
+		chunkserver.Config{ID: *id, Zone: *zone, Disks: disks, Secret: secretFrom(*secret), Logger: log,
+			ScrubBandwidth: *scrubBW, ScrubInterval: *scrubEvery}, g...)
 	if err != nil {
 		return err
 	}
@@ -87,6 +143,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("dev")
 	dir := fs.String("dir", "talus-data", "directory for every server's data")
 	chunks := fs.Int("chunks", 6, "number of chunk servers")
+	metas := fs.Int("meta", 1, "number of metadata nodes (1, 3 or 5; more than one form a Raft group)")
 	k := fs.Int("k", 4, "data shards per segment")
 	m := fs.Int("m", 2, "parity shards per segment")
 	metaPort := fs.Int("meta-port", 7700, "metadata server port (0: any free port)")
@@ -103,6 +160,9 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := checkLayout(*k, *m); err != nil {
 		return err
 	}
+	if *metas < 1 || *metas%2 == 0 {
+		return fmt.Errorf("dev: --meta %d: a metadata group needs an odd number of nodes (1, 3, 5)", *metas)
+	}
 	if *chunks < *k+*m {
 		return fmt.Errorf("dev: %d chunk servers cannot hold %d+%d shards on distinct servers", *chunks, *k, *m)
 	}
@@ -111,7 +171,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	c, err := dev.Start(ctx, dev.Options{
-		Dir: *dir, Chunks: *chunks, K: *k, M: *m, MetaPort: *metaPort, ChunkPort: *chunkPort, Logger: log,
+		Dir: *dir, Chunks: *chunks, Metas: *metas, K: *k, M: *m, MetaPort: *metaPort, ChunkPort: *chunkPort, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -126,13 +186,15 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		c.Stop()
 		return err
 	}
-	g, err := node.StartGateway(ctx, fmt.Sprintf("127.0.0.1:%d", *s3Port), gw.Handler(), gw.Run, log)
+	g, err := node.StartGateway(ctx, fmt.Sprintf("127.0.0.1:%d", *s3Port), gw.Handler(), gw.Run, log, c.Gossip())
 	if err != nil {
 		c.Stop()
 		return err
 	}
 	fmt.Fprintf(stdout, "talus dev cluster running (%d+%d erasure coding), data in %s\n", *k, *m, *dir)
-	fmt.Fprintf(stdout, "  metadata      http://%s\n", c.MetaAddr())
+	for _, m := range c.Metas {
+		fmt.Fprintf(stdout, "  metadata      http://%s\n", m.Addr())
+	}
 	for i, ch := range c.Chunks {
 		fmt.Fprintf(stdout, "  chunk %d       http://%s  %s\n", i, ch.Addr(), c.ChunkDir(i))
 	}
@@ -167,6 +229,9 @@ func runGateway(ctx context.Context, args []string, stdout io.Writer) error {
 	region := fs.String("region", "us-east-1", "region reported to S3 clients")
 	secret := fs.String("secret", "", "cluster shared secret (default $TALUS_SECRET)")
 	expiry := fs.Duration("multipart-expiry", 24*time.Hour, "abort multipart uploads left unfinished this long")
+	gossip := fs.String("gossip", "", "gossip (serf) address, UDP and TCP (default: listen port + 1000 on the listen host; \"off\": no gossip)")
+	var join listFlag
+	fs.Var(&join, "join", "gossip address of any cluster member, comma-separated or repeated (default: asked from --meta)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -193,11 +258,43 @@ func runGateway(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	g, err := node.StartGateway(ctx, *listen, gw.Handler(), gw.Run, log)
+	gopt, err := gossipOption(*gossip, *listen, join, metas, secretFrom(*secret))
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	g, err := node.StartGateway(ctx, *listen, gw.Handler(), gw.Run, log, gopt...)
 	if err != nil {
 		return err
 	}
 	log.Info("S3 gateway running", "addr", g.Addr())
 	<-ctx.Done()
 	return g.Stop()
+}
+
+// gossipOption turns the --gossip and --join flags into a start option:
+// gossip on listen's port + 1000 unless told otherwise, none for "off".
+// Without join addresses the server asks the metadata nodes at metas.
+func gossipOption(bind, listen string, join, metas []string, secret []byte) ([]node.Option, error) {
+	if bind == "off" {
+		return nil, nil
+	}
+	if bind == "" {
+		var err error
+		if bind, err = offsetPort(listen, 1000); err != nil {
+			return nil, fmt.Errorf("--gossip: %w", err)
+		}
+	}
+	var addrs []string
+	for _, j := range join {
+		for _, a := range strings.Split(j, ",") {
+			if a = strings.TrimSpace(a); a == "" {
+				continue
+			}
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return nil, fmt.Errorf("--join %q is not a host:port address", a)
+			}
+			addrs = append(addrs, a)
+		}
+	}
+	return []node.Option{node.WithGossip(node.Gossip{Bind: bind, Join: addrs, Meta: metas, Secret: secret})}, nil
 }

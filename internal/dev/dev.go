@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,7 @@ import (
 type Options struct {
 	Dir    string // every server's data lives below it
 	Chunks int    // chunk servers; default 6
+	Metas  int    // metadata nodes; default 1, more form a Raft group
 	Zones  int    // zones the chunk servers are spread over; default 3
 	K, M   int    // erasure layout; default 4+2
 	// Host is the loopback address to bind; default 127.0.0.1.
@@ -44,10 +46,16 @@ type Options struct {
 
 // Cluster is a running dev cluster.
 type Cluster struct {
-	opts   Options
-	ctx    context.Context
+	opts Options
+	ctx  context.Context
+	// Meta is the first metadata node (the only one unless Options.Metas).
 	Meta   *node.Meta
+	Metas  []*node.Meta  // nil where stopped
 	Chunks []*node.Chunk // nil where stopped
+
+	// Metadata nodes keep their API and Raft addresses across restarts,
+	// because their peers and clients know them by these.
+	metaAddrs, raftAddrs []string
 }
 
 // Start starts the cluster and waits until every chunk server has registered.
@@ -74,12 +82,32 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		}
 		opts.Secret = s
 	}
-	c := &Cluster{opts: opts, ctx: ctx, Chunks: make([]*node.Chunk, opts.Chunks)}
-	m, err := node.StartMeta(ctx, hostPort(opts.Host, opts.MetaPort, 0), c.metaConfig())
-	if err != nil {
-		return nil, fmt.Errorf("start metadata server: %w", err)
+	if opts.Metas == 0 {
+		opts.Metas = 1
 	}
-	c.Meta = m
+	c := &Cluster{opts: opts, ctx: ctx, Chunks: make([]*node.Chunk, opts.Chunks), Metas: make([]*node.Meta, opts.Metas)}
+	for i := range opts.Metas {
+		// Fixed ports: API 7700, 7710, 7720..., Raft 100 above. Port 0:
+		// free ports chosen now and kept.
+		api, rft := hostPort(opts.Host, opts.MetaPort, 10*i), hostPort(opts.Host, opts.MetaPort, 100+10*i)
+		if opts.MetaPort == 0 && opts.Metas > 1 {
+			var err error
+			if api, err = freePort(opts.Host); err != nil {
+				return nil, err
+			}
+			if rft, err = freePort(opts.Host); err != nil {
+				return nil, err
+			}
+		}
+		c.metaAddrs, c.raftAddrs = append(c.metaAddrs, api), append(c.raftAddrs, rft)
+	}
+	for i := range opts.Metas {
+		if err := c.StartMeta(i); err != nil {
+			c.Stop()
+			return nil, err
+		}
+	}
+	c.Meta = c.Metas[0]
 	for i := range opts.Chunks {
 		if err := c.StartChunk(i); err != nil {
 			c.Stop()
@@ -93,19 +121,84 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	return c, nil
 }
 
-// metaConfig is the metadata server's configuration: the caller's
-// Options.Meta with the cluster's directory, secret and layout.
-func (c *Cluster) metaConfig() meta.Config {
+// metaConfig is metadata node i's configuration: the caller's Options.Meta
+// with the cluster's directory, secret, layout and the node's addresses.
+func (c *Cluster) metaConfig(i int) meta.Config {
 	cfg := c.opts.Meta
 	cfg.Dir = filepath.Join(c.opts.Dir, "meta")
+	if i > 0 {
+		cfg.Dir = filepath.Join(c.opts.Dir, fmt.Sprintf("meta%d", i+1))
+	}
+	cfg.ID = fmt.Sprintf("meta%d", i+1)
+	cfg.RaftAddr = c.raftAddrs[i]
+	if i > 0 {
+		cfg.Join = []string{c.metaAddrs[0]}
+	}
 	cfg.Secret = c.opts.Secret
-	cfg.Logger = c.opts.Logger.With("role", "meta")
+	cfg.Logger = c.opts.Logger.With("role", "meta", "meta", cfg.ID)
 	cfg.K, cfg.M = c.opts.K, c.opts.M
 	return cfg
 }
 
-// MetaAddr is the metadata server's address.
-func (c *Cluster) MetaAddr() string { return c.Meta.Addr() }
+// StartMeta (re)starts metadata node i on its directory and addresses.
+func (c *Cluster) StartMeta(i int) error {
+	if c.Metas[i] != nil {
+		return fmt.Errorf("metadata node %d is already running", i)
+	}
+	m, err := node.StartMeta(c.ctx, c.metaAddrs[i], c.metaConfig(i), c.Gossip())
+	if err != nil {
+		return fmt.Errorf("start metadata node %d: %w", i, err)
+	}
+	c.Metas[i] = m
+	c.metaAddrs[i] = m.Addr()
+	return nil
+}
+
+// StopMeta stops metadata node i gracefully.
+func (c *Cluster) StopMeta(i int) error {
+	if c.Metas[i] == nil {
+		return nil
+	}
+	err := c.Metas[i].Stop()
+	c.Metas[i] = nil
+	return err
+}
+
+// KillMeta stops metadata node i abruptly.
+func (c *Cluster) KillMeta(i int) {
+	if c.Metas[i] != nil {
+		c.Metas[i].Kill()
+		c.Metas[i] = nil
+	}
+}
+
+// MetaAddr is the first metadata node's address.
+func (c *Cluster) MetaAddr() string { return c.metaAddrs[0] }
+
+// MetaAddrs are every metadata node's API addresses.
+func (c *Cluster) MetaAddrs() []string { return append([]string(nil), c.metaAddrs...) }
+
+func freePort(host string) (string, error) {
+	ln, err := net.Listen("tcp", host+":0")
+	if err != nil {
+		return "", fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// Gossip is the option that has a server join the cluster's gossip, on a
+// free loopback port with loopback timers: every process of a dev cluster
+// is one gossip cluster.
+func (c *Cluster) Gossip() node.Option {
+	var join []string
+	for _, m := range c.Metas {
+		if m != nil && m.Gossip != nil {
+			join = append(join, m.Gossip.Addr())
+		}
+	}
+	return node.WithGossip(node.Gossip{Bind: c.opts.Host + ":0", Join: join, Local: true})
+}
 
 // ChunkDir is chunk server i's disk directory.
 func (c *Cluster) ChunkDir(i int) string {
@@ -135,9 +228,9 @@ func (c *Cluster) StartChunk(i int) error {
 	}
 	ch, err := node.StartChunk(c.ctx, node.ChunkOptions{
 		Listen:    listen,
-		Meta:      []string{c.Meta.Addr()},
+		Meta:      c.MetaAddrs(),
 		Heartbeat: c.opts.Heartbeat,
-	}, cfg)
+	}, cfg, c.Gossip())
 	if err != nil {
 		return fmt.Errorf("start chunk server %d: %w", i, err)
 	}
@@ -161,6 +254,21 @@ func (c *Cluster) chunkAddr(i int) string {
 func (c *Cluster) setChunkAddr(i int, addr string) {
 	os.WriteFile(c.addrFile(i), []byte(addr+"\n"), 0o644)
 }
+
+// AddChunk starts one more chunk server, numbered after the others (its
+// zone follows from its number as for the first ones), and returns its index.
+func (c *Cluster) AddChunk() (int, error) {
+	c.Chunks = append(c.Chunks, nil)
+	i := len(c.Chunks) - 1
+	return i, c.StartChunk(i)
+}
+
+// Secret is the cluster secret.
+func (c *Cluster) Secret() []byte { return c.opts.Secret }
+
+// SetMetaConfig changes the metadata configuration that later StartMeta
+// calls use, e.g. to restart the metadata service with other timers.
+func (c *Cluster) SetMetaConfig(fn func(*meta.Config)) { fn(&c.opts.Meta) }
 
 // StopChunk stops chunk server i gracefully.
 func (c *Cluster) StopChunk(i int) error {
@@ -211,7 +319,7 @@ func (c *Cluster) WaitRegistered(ctx context.Context, n int) error {
 
 // Client returns a native client of the cluster.
 func (c *Cluster) Client() (*client.Client, error) {
-	return client.New(client.Config{Meta: []string{c.Meta.Addr()}, Secret: c.opts.Secret, Logger: c.opts.Logger})
+	return client.New(client.Config{Meta: c.MetaAddrs(), Secret: c.opts.Secret, Logger: c.opts.Logger})
 }
 
 // Stop stops every server.
@@ -220,7 +328,9 @@ func (c *Cluster) Stop() error {
 	for i := range c.Chunks {
 		errs = append(errs, c.StopChunk(i))
 	}
-	errs = append(errs, c.Meta.Stop())
+	for i := range c.Metas {
+		errs = append(errs, c.StopMeta(i))
+	}
 	return errors.Join(errs...)
 }
 

@@ -101,6 +101,12 @@ type NodeState string
 const (
 	NodeUp   NodeState = "up"
 	NodeDown NodeState = "down"
+	// NodeOut is a node down for longer than the metadata service's
+	// down-out interval: its shards count as lost and are rebuilt elsewhere.
+	NodeOut NodeState = "out"
+	// NodeDraining is a node an operator is emptying: it gets no new shards,
+	// serves reads, and its shards move elsewhere.
+	NodeDraining NodeState = "draining"
 )
 
 // Disk is one of a chunk server's disks as last reported.
