@@ -10,6 +10,5 @@ COPY --chown=65534:65534 data/ /data/
 USER 65534:65534
 ENV TMPDIR=/tmp
 VOLUME ["/data"]
-
 ENTRYPOINT ["/talus"]
 CMD ["help"]

@@ -59,6 +59,6 @@
 //
 // # Authentication
 //
-// Every request except /healthz and /readyz must carry a clusterauth
+// Every request except /healthz, /readyz and /metrics must carry a clusterauth
 // signature made with the cluster secret.
 package chunkserver

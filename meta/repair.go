@@ -569,7 +569,6 @@ func (s *store) segmentIDs(after string, max int) ([]string, error) {
 	return ids, err
 }
 
-
 func (s *store) queueLength() (int, error) {
 	var n int64
 	err := s.db.View(func(txn *badger.Txn) error {

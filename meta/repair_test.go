@@ -408,14 +408,26 @@ func TestRebalanceAndDrain(t *testing.T) {
 		}
 	}
 
+	// Limit the bandwidth so the rebalance takes a few seconds and a chunk
+	// server can die in the middle of it.
+	c.SetMetaConfig(func(cfg *meta.Config) { cfg.RepairBandwidth = max(plan.Bytes/6, 256<<10) })
+	if err := c.StopMeta(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartMeta(0); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := cl.Meta().StartRebalance(ctx); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 60*time.Second, "rebalance under way", func() (bool, error) {
 		st, err := cl.Meta().RebalanceStatus(ctx)
-		return err == nil && (st.Done > 0 || !st.Running), err
+		return err == nil && st.Done > 0, err
 	})
 	c.KillChunk(3)
+	if st, err := cl.Meta().RebalanceStatus(ctx); err != nil || !st.Running {
+		t.Fatalf("rebalance over before the kill: %+v, %v", st, err)
+	}
 	time.Sleep(3 * time.Second) // long enough to be marked down
 	if err := c.StartChunk(3); err != nil {
 		t.Fatal(err)

@@ -17,10 +17,11 @@ import (
 )
 
 // DefaultRepairBandwidth is how many bytes per second repair and rebalance
-// write unless Config.RepairBandwidth says otherwise: enough to restore a
-// lost server's few hundred GiB within hours, little enough that foreground
-// traffic keeps most of the machine (see bench/RESULTS.md).
-const DefaultRepairBandwidth = 64 << 20
+// write unless Config.RepairBandwidth says otherwise. Each rebuilt byte
+// costs k bytes read, decoded and checksummed on the leader, so this is
+// what foreground traffic pays for: bench/RESULTS.md has the measurements
+// (64 MiB/s cost two thirds of foreground throughput on 2 cores).
+const DefaultRepairBandwidth = 32 << 20
 
 // repairBackoff is how long a segment whose repair failed waits before the
 // next attempt.
@@ -162,12 +163,14 @@ func assess(rec segmentRecord, nodes map[string]metaapi.Node, bad map[int]map[st
 	for i, sh := range rec.Shards {
 		n, ok := nodes[sh.Node]
 		switch {
-		case sh.Node == "" || !ok || n.State == metaapi.NodeOut || bad[i][sh.Node] || !diskHealthy(n, sh.Disk):
+		case sh.Node == "" || !ok || n.State == metaapi.NodeOut || bad[i][sh.Node]:
 			a.lost = append(a.lost, i)
 			if sh.Node != "" {
 				a.exclude = append(a.exclude, sh.Node)
 			}
-		case n.State == metaapi.NodeDraining:
+		case n.State == metaapi.NodeDraining || !diskHealthy(n, sh.Disk):
+			// Still readable (a failed disk takes no writes but serves
+			// reads while it can): copied off, rebuilt if that fails.
 			a.lost = append(a.lost, i)
 			a.readable[i] = true
 			a.exclude = append(a.exclude, sh.Node)
@@ -259,6 +262,9 @@ func (s *Server) repairScan(ctx context.Context) {
 	var stale []metaapi.BadShard
 	reported := map[string]bool{}
 	for _, b := range bad {
+		if nodes[b.Node].State == metaapi.NodeDown {
+			continue // wait: it comes back, and is checked then, or goes out
+		}
 		_, ok, err := s.st.segment(b.Segment)
 		switch {
 		case err != nil:
@@ -365,6 +371,9 @@ func (s *Server) repairSegment(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkReports(ctx, rec, nodes, bad); err != nil {
+		return err
+	}
 	a := assess(rec, nodes, bad)
 	if len(a.lost) == 0 {
 		_, err := s.propose(opMoveShards, moveArgs{Segment: id, Dequeue: true})
@@ -403,6 +412,57 @@ func (s *Server) repairSegment(ctx context.Context, id string) error {
 		s.log.Debug("segment repaired", "segment", id, "shards", len(moved))
 	}
 	return nil
+}
+
+// checkReports reads each reported shard that is still where the report
+// says, on a server that is up, before repair acts on the report: a shard
+// that reads back whole (every block's checksum verified by its server) was
+// reported for a passing fault, and the report is dropped. A shard whose
+// server cannot be reached is left alone for now (removed from bad): that is
+// liveness's business.
+func (s *Server) checkReports(ctx context.Context, rec segmentRecord, nodes map[string]metaapi.Node, bad map[int]map[string]bool) error {
+	var fine []metaapi.BadShard
+	for idx, byNode := range bad {
+		for node := range byNode {
+			n, ok := nodes[node]
+			if idx >= len(rec.Shards) || rec.Shards[idx].Node != node || !ok {
+				continue
+			}
+			if n.State != metaapi.NodeUp && n.State != metaapi.NodeDraining {
+				delete(byNode, node)
+				continue
+			}
+			err := s.readShard(ctx, n.Addr, ShardID(rec.ID, idx))
+			switch {
+			case err == nil:
+				fine = append(fine, metaapi.BadShard{Segment: rec.ID, Index: idx, Node: node})
+				delete(byNode, node)
+			case errors.Is(err, chunkserver.ErrCorrupt) || errors.Is(err, chunkserver.ErrNotFound) || errors.Is(err, io.ErrUnexpectedEOF):
+				// bad indeed
+			default:
+				delete(byNode, node)
+			}
+		}
+	}
+	if len(fine) > 0 {
+		if _, err := s.propose(opClearBad, fine); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readShard reads a whole shard, which makes its server verify every block.
+func (s *Server) readShard(ctx context.Context, addr, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	rc, err := s.chunks.Get(ctx, addr, id, 0, -1)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = io.Copy(io.Discard, rc)
+	return err
 }
 
 // pendingAny reports whether any shard of the segment awaits deletion on node.

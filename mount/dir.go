@@ -53,8 +53,18 @@ func (d *node) cached(name string) (e entry, found, known bool) {
 	return e, found, true
 }
 
-// setEntry records a change this mount made (or just learned) to name.
+// setEntry records a change this mount made to name.
 func (d *node) setEntry(name string, e entry) {
+	d.mu.Lock()
+	d.seq++
+	d.mu.Unlock()
+	d.learn(name, e)
+}
+
+// learn records what a lookup found name to be. Unlike a change, it does
+// not keep a listing in progress from being cached: both are snapshots, and
+// the change feed reports what happens after either.
+func (d *node) learn(name string, e entry) {
 	d.mu.Lock()
 	if d.list != nil {
 		d.list.entries[name] = e
@@ -63,9 +73,13 @@ func (d *node) setEntry(name string, e entry) {
 	d.mu.Unlock()
 }
 
-// dropEntry records that name is gone.
-func (d *node) dropEntry(name string) {
+// dropEntry records that name is gone: a change when this mount removed
+// it, else what a lookup found.
+func (d *node) dropEntry(name string, change bool) {
 	d.mu.Lock()
+	if change {
+		d.seq++
+	}
 	if d.list != nil {
 		delete(d.list.entries, name)
 		delete(d.list.stale, name)
@@ -77,6 +91,7 @@ func (d *node) dropEntry(name string) {
 func (d *node) takeEntry(name string) (entry, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.seq++
 	if d.list == nil || d.list.stale[name] {
 		return entry{}, false
 	}
@@ -85,19 +100,43 @@ func (d *node) takeEntry(name string) (entry, bool) {
 	return e, ok
 }
 
-// forget marks name as changed by someone else.
+// forget marks name as changed by someone else. Once the changes stop
+// coming, a directory with many stale names is listed again in the
+// background, in pages of a thousand, rather than looked up name by name.
 func (d *node) forget(name string) {
 	d.mu.Lock()
-	if d.list != nil {
-		d.list.stale[name] = true
+	defer d.mu.Unlock()
+	d.seq++
+	if d.list == nil {
+		return
 	}
-	d.mu.Unlock()
+	d.list.stale[name] = true
+	if len(d.list.stale) < relistAfter {
+		return
+	}
+	if d.relist == nil {
+		d.relist = time.AfterFunc(relistQuiet, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), d.fsys.opts.Timeout)
+			defer cancel()
+			d.entries(ctx)
+		})
+	} else {
+		d.relist.Reset(relistQuiet)
+	}
 }
+
+// A directory with relistAfter stale names is listed again once no change
+// has come for relistQuiet.
+const (
+	relistAfter = 16
+	relistQuiet = 200 * time.Millisecond
+)
 
 // forgetAll drops the listing and the attributes of the directory and of
 // everything known below it (its prefix changed as a whole).
 func (n *node) forgetAll() {
 	n.mu.Lock()
+	n.seq++
 	n.list = nil
 	n.at = time.Time{}
 	n.mu.Unlock()
@@ -162,9 +201,9 @@ func (d *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 			return nil, d.fsys.logErr("lookup", name, err)
 		}
 		if found {
-			d.setEntry(name, e)
+			d.learn(name, e)
 		} else {
-			d.dropEntry(name)
+			d.dropEntry(name, false)
 		}
 	}
 	if !found {
@@ -254,6 +293,9 @@ func (d *node) entries(ctx context.Context) (map[string]entry, syscall.Errno) {
 	}
 	ep := d.fsys.epoch.Load()
 	started := time.Now()
+	d.mu.Lock()
+	seq := d.seq
+	d.mu.Unlock()
 	out := make(map[string]entry)
 	req := metaapi.ListRequest{Bucket: d.fsys.bucket, Prefix: dk, Delimiter: "/"}
 	for range 1 << 20 { // a million pages is a billion entries: more than any listing
@@ -288,6 +330,12 @@ func (d *node) entries(ctx context.Context) (map[string]entry, syscall.Errno) {
 	// Markers come as objects "name/", which the delimiter folds into the
 	// prefix "name/": look them up lazily, when a name is looked up.
 	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.seq != seq {
+		// Something changed while the pages came in: this listing may
+		// predate it, so it answers this readdir and is not cached.
+		return out, 0
+	}
 	l := &listing{entries: make(map[string]entry, len(out)), stale: map[string]bool{}, at: started, ep: ep}
 	for k, v := range out {
 		l.entries[k] = v
@@ -301,7 +349,6 @@ func (d *node) entries(ctx context.Context) (map[string]entry, syscall.Errno) {
 		}
 	}
 	d.list = l
-	d.mu.Unlock()
 	return out, 0
 }
 
@@ -448,7 +495,7 @@ func (d *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if err := d.fsys.cl.Delete(cctx, d.fsys.bucket, key); err != nil {
 		return d.fsys.logErr("unlink", key, err)
 	}
-	d.dropEntry(name)
+	d.dropEntry(name, true)
 	return 0
 }
 
@@ -492,7 +539,7 @@ func (d *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if err := d.fsys.cl.Delete(cctx, d.fsys.bucket, key); err != nil {
 		return d.fsys.logErr("rmdir", key, err)
 	}
-	d.dropEntry(name)
+	d.dropEntry(name, true)
 	return 0
 }
 

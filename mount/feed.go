@@ -47,8 +47,22 @@ func (f *fsys) watch(ctx context.Context, since uint64) {
 		if !f.feedOK.Swap(true) {
 			f.log.Info("mount: change feed back")
 		}
+		if len(ch.Keys)+len(ch.Prefixes) > 0 {
+			// Let a burst of changes gather into one answer: a poll per
+			// change would cost the metadata service as much as the
+			// changes themselves.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(feedPace):
+			}
+		}
 	}
 }
+
+// feedPace is the least time between two answers of the change feed that
+// carry changes; it adds at most this much to how soon a change is seen.
+const feedPace = 50 * time.Millisecond
 
 // invalidate drops what this mount and the kernel cache about one changed
 // key (or, with whole, everything under a changed prefix). It walks the

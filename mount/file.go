@@ -114,18 +114,36 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	if s := h.session(); s != nil {
 		n, err = s.read(cctx, dest, off)
 	} else {
-		h.mu.Lock()
-		rd := h.rd
-		h.mu.Unlock()
-		if rd == nil {
-			return fuse.ReadResultData(nil), 0
+		var rd *fileReader
+		if rd, err = h.reader(cctx); err == nil {
+			n, err = rd.ReadAt(cctx, dest, off)
 		}
-		n, err = rd.ReadAt(cctx, dest, off)
 	}
 	if err != nil {
 		return nil, h.n.fsys.logErr("read", h.n.name(), err)
 	}
 	return fuse.ReadResultData(dest[:n]), 0
+}
+
+// reader returns the handle's reader of a stored version; a handle opened
+// while the file was being written in this mount pins the version stored
+// when that ended.
+func (h *handle) reader(ctx context.Context) (*fileReader, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.rd != nil {
+		return h.rd, nil
+	}
+	key, ok := h.n.key()
+	if !ok {
+		return nil, syscall.ENOENT
+	}
+	obj, err := h.n.fsys.meta.Object(ctx, h.n.fsys.bucket, key)
+	if err != nil {
+		return nil, err
+	}
+	h.rd = newFileReader(h.n.fsys.cl, obj)
+	return h.rd, nil
 }
 
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {

@@ -223,3 +223,43 @@ func TestMmapWrite(t *testing.T) {
 		t.Fatalf("store holds %d bytes, first difference at %d", len(got), firstDiff(got, want))
 	}
 }
+
+// TestReadWhileWriting reads a file through a second descriptor while it is
+// being written in the same mount, and after the writer closes.
+func TestReadWhileWriting(t *testing.T) {
+	bucket := newBucket(t)
+	dir := mountAt(t, bucket, mount.Options{})
+	name := filepath.Join(dir, "f")
+	w, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := randBytes(300 << 10)
+	if _, err := w.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got := make([]byte, len(first))
+	if _, err := r.ReadAt(got, 0); err != nil || !bytes.Equal(got, first) {
+		t.Fatalf("read while writing: %v", err)
+	}
+	second := randBytes(100 << 10)
+	if _, err := w.Write(second); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	all := append(first, second...)
+	got = make([]byte, len(all))
+	if _, err := r.ReadAt(got, 0); err != nil || !bytes.Equal(got, all) {
+		t.Fatalf("read after the writer closed: %v", err)
+	}
+	if got := stored(t, bucket, "f"); !bytes.Equal(got, all) {
+		t.Fatalf("store holds %d bytes, first difference at %d", len(got), firstDiff(got, all))
+	}
+}

@@ -39,8 +39,11 @@ type node struct {
 	gone bool
 	// target is a symlink's target, once read.
 	target string
-	// list caches a directory's entries.
-	list *listing
+	// list caches a directory's entries; seq counts the changes to them,
+	// so that a listing that raced with one is not cached.
+	list   *listing
+	seq    uint64
+	relist *time.Timer
 	// sess is the write state of a file open for writing, shared by all its
 	// write handles.
 	sess *session

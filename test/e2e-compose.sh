@@ -7,8 +7,8 @@
 #   2. 500 objects (1 KiB to 32 MiB) through both gateways with the aws CLI,
 #      sha256 recorded;
 #   3. docker kill two chunk servers: every object reads back intact; where
-#      `talus admin status` and `talus meta --down-out-interval` exist,
-#      repair then restores full redundancy;
+#      `talus admin status` and `talus meta --down-out-interval` exist, two
+#      spare servers start and repair restores full redundancy onto them;
 #   4. docker kill the metadata leader while both gateways take writes: both
 #      resume within 5 s, nothing acknowledged is lost;
 #   5. docker network disconnect a chunk server, then the metadata leader,
@@ -150,7 +150,8 @@ unset AWS_CA_BUNDLE AWS_PROFILE AWS_SESSION_TOKEN || true
 GW1=http://127.0.0.1:$S3_PORT
 GW2=http://127.0.0.1:$S3_PORT_2
 
-dc() { timeout 180 "${DC[@]}" --env-file "$WORK/env" -p "$PROJECT" -f "$ROOT/docker-compose.yml" "$@"; }
+PROFILE=()
+dc() { timeout 180 "${DC[@]}" --env-file "$WORK/env" -p "$PROJECT" -f "$ROOT/docker-compose.yml" "${PROFILE[@]}" "$@"; }
 cid() { dc ps -q "$1"; }
 s3() {
 	local ep=$1
@@ -299,7 +300,13 @@ log "3. docker kill chunk1 chunk3"
 docker kill "$(cid chunk1)" "$(cid chunk3)" >/dev/null
 verify_all "$GW2" "$WORK/manifest"
 if [ "$HAVE_DOWN_OUT" = 1 ] && [ "$HAVE_STATUS" = 1 ]; then
-	log "  waiting for repair to restore full redundancy (grace ${E2E_DOWN_OUT:-20s})"
+	# Six servers less two cannot hold six distinct shards: start the two
+	# spares (zones a and b), as replacements for the dead machines.
+	PROFILE=(--profile spare)
+	SERVICES+=(chunk7 chunk8)
+	dc up -d chunk7 chunk8 >/dev/null 2>&1
+	wait_healthy 90 chunk7 chunk8
+	log "  spares chunk7, chunk8 up; waiting for repair to restore full redundancy (grace ${E2E_DOWN_OUT:-20s})"
 	ok=0
 	for _ in $(seq 1 300); do
 		if st=$(admin status --json 2>/dev/null) && python3 -c '

@@ -60,6 +60,10 @@ func runAdmin(ctx context.Context, args []string, stdout io.Writer) error {
 		"user":   {"add": adminUserAdd, "list": adminUserList, "remove": adminUserRemove},
 		"bucket": {"list": adminBucketList, "create": adminBucketCreate, "delete": adminBucketDelete},
 		"meta":   {"status": adminMetaStatus, "add": adminMetaAdd, "remove": adminMetaRemove},
+		"node":   {"list": adminNodeList, "drain": adminNodeDrain, "remove": adminNodeRemove},
+	}
+	if fn := clusterCommand(args); fn != nil {
+		return fn(ctx, args[1:], stdout)
 	}
 	if len(args) < 2 {
 		fmt.Fprintln(stdout, "usage: talus admin user add|list|remove, talus admin bucket list|create|delete")

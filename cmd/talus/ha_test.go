@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -11,6 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -285,8 +289,15 @@ func TestMetaLeaderKill(t *testing.T) {
 		}()
 	}
 
+	// TALUS_HA_ROUNDS runs more kills, to measure failover times for
+	// bench/RESULTS.md.
+	rounds := 3
+	if v, err := strconv.Atoi(os.Getenv("TALUS_HA_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
+	var times []time.Duration
 	time.Sleep(2 * time.Second)
-	for round := range 3 {
+	for round := range rounds {
 		l := c.waitLeader(10 * time.Second)
 		mu.Lock()
 		before := acks
@@ -309,6 +320,7 @@ func TestMetaLeaderKill(t *testing.T) {
 			}
 		}
 		t.Logf("round %d: killed leader meta%d; writes served again after %s", round, l+1, served.Round(time.Millisecond))
+		times = append(times, served)
 		if served > 5*time.Second {
 			t.Errorf("round %d: writes resumed only after %s (want within 5 s)", round, served)
 		}
@@ -323,7 +335,9 @@ func TestMetaLeaderKill(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	t.Logf("%d writes acknowledged, %d failed", acks, fails)
+	slices.Sort(times)
+	t.Logf("%d writes acknowledged, %d failed; failover median %s, worst %s over %d kills", acks, fails,
+		times[len(times)/2].Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond), len(times))
 
 	check := func(when string) {
 		t.Helper()
@@ -394,12 +408,43 @@ func TestMetaNoQuorum(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := c.waitLeader(10 * time.Second)
+
+	// The admin CLI shows the group, and refuses bad requests in one sentence.
+	admin := func(args ...string) (string, string, error) {
+		cmd := exec.Command(c.bin, append([]string{"admin"}, args...)...)
+		cmd.Env = append(os.Environ(), "TALUS_SECRET="+c.secret, "TALUS_META="+strings.Join(c.api, ","))
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		return out.String(), errb.String(), err
+	}
+	out, _, err := admin("meta", "status", "--json")
+	if err != nil {
+		t.Fatalf("admin meta status: %v", err)
+	}
+	var st metaapi.MetaStatus
+	if err := json.Unmarshal([]byte(out), &st); err != nil || st.Leader != fmt.Sprintf("meta%d", l+1) || len(st.Servers) != 3 || st.State != "Leader" {
+		t.Fatalf("admin meta status --json: %v\n%s", err, out)
+	}
+	for _, srv := range st.Servers {
+		if srv.Suffrage != "Voter" || srv.HTTPAddr == "" {
+			t.Fatalf("admin meta status: server %+v", srv)
+		}
+	}
+	if out, _, err = admin("meta", "status"); err != nil || !strings.Contains(out, "leader meta") || !strings.Contains(out, "LAG") {
+		t.Fatalf("admin meta status table: %v\n%s", err, out)
+	}
+	_, stderr, err := admin("meta", "remove", "nosuchnode")
+	if err == nil || !strings.Contains(stderr, "no metadata node") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+		t.Fatalf("admin meta remove of an unknown node: err %v, stderr %q", err, stderr)
+	}
+
 	other := (l + 1) % 3
 	c.kill9(other)
 	c.kill9(l)
 
 	start := time.Now()
-	_, err := cl.Put(ctx, "quorum", "during", bytes.NewReader([]byte("no")), 2, client.PutOptions{})
+	_, err = cl.Put(ctx, "quorum", "during", bytes.NewReader([]byte("no")), 2, client.PutOptions{})
 	took := time.Since(start)
 	if !errors.Is(err, metaapi.ErrNoQuorum) {
 		t.Fatalf("write without quorum: got %v, want a no-quorum error", err)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/talusfs/talus/bench"
 	"github.com/talusfs/talus/chunkserver"
 	"github.com/talusfs/talus/client"
 	"github.com/talusfs/talus/gateway"
@@ -37,12 +38,21 @@ func runMeta(ctx context.Context, args []string, stdout io.Writer) error {
 	k := fs.Int("k", 4, "data shards per segment")
 	m := fs.Int("m", 2, "parity shards per segment")
 	downAfter := fs.Duration("down-after", 10*time.Second, "mark a chunk server down after this long without heartbeats")
+	downOut := fs.Duration("down-out-interval", 10*time.Minute, "after this long down, a chunk server is out and its shards are rebuilt elsewhere")
+	repairBW := fs.String("repair-bandwidth", "32MiB", "bytes per second repair and rebalance may write (0: unlimited)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *data == "" {
 		return errors.New("meta: --data is required")
+	}
+	bw, err := bench.ParseSize(*repairBW)
+	if err != nil || bw < 0 || *downOut <= 0 {
+		return fmt.Errorf("meta: --repair-bandwidth %q must be a size like 64MiB, and --down-out-interval positive", *repairBW)
+	}
+	if bw == 0 {
+		bw = -1 // no limit
 	}
 	if *bootstrap && len(join) > 0 {
 		return errors.New("meta: --bootstrap and --join exclude each other: a node either starts a group or joins one")
@@ -66,6 +76,7 @@ func runMeta(ctx context.Context, args []string, stdout io.Writer) error {
 	ms, err := node.StartMeta(ctx, *listen, meta.Config{
 		Dir: *data, Secret: secretFrom(*secret), Logger: log, K: *k, M: *m, DownAfter: *downAfter,
 		ID: *id, RaftAddr: *raftAddr, RaftAdvertise: *raftAdvertise, HTTPAddr: *advertise, Join: join,
+		DownOutInterval: *downOut, RepairBandwidth: bw,
 	}, g...)
 	if err != nil {
 		return err

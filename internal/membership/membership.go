@@ -143,9 +143,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		}
 	}
 	// A restarted process comes back under its name, possibly on another
-	// port; memberlist refuses a dead member's name at a new address
-	// unless this is set.
-	ml.DeadNodeReclaimTime = time.Second
+	// port, often right after it was declared dead; memberlist refuses a
+	// dead member's name at a new address until this has passed. Names
+	// are role/id and ids are unique, so a claim on a dead name is always
+	// the same server back.
+	ml.DeadNodeReclaimTime = time.Nanosecond
 	logger := log.New(&logWriter{log: cfg.Logger.With("component", "gossip")}, "", 0)
 	ml.Logger = logger
 	sc.Logger = logger

@@ -113,6 +113,12 @@ func TestGossipMarksDeadChunkServerDown(t *testing.T) {
 	if err := c.StartChunk(2); err != nil {
 		t.Fatal(err)
 	}
+	defer func() {
+		if t.Failed() {
+			ns, _ := mc.Nodes(context.Background())
+			t.Logf("nodes %+v\nmembers %+v", ns, gossip.Members())
+		}
+	}()
 	waitFor(t, 15*time.Second, "restarted chunk server up and alive", func() bool {
 		ns, err := mc.Nodes(context.Background())
 		up := false
@@ -172,15 +178,15 @@ func TestMetrics(t *testing.T) {
 		Region:       "us-east-1",
 		Credentials:  credentials.NewStaticCredentialsProvider("root", "rootsecret", ""),
 	})
-	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("m")}); err != nil {
+	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("metrics-test")}); err != nil {
 		t.Fatal(err)
 	}
 	body := make([]byte, 1<<20)
 	rand.Read(body)
-	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("m"), Key: aws.String("k"), Body: bytes.NewReader(body)}); err != nil {
+	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("metrics-test"), Key: aws.String("k"), Body: bytes.NewReader(body)}); err != nil {
 		t.Fatal(err)
 	}
-	out, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("m"), Key: aws.String("k")})
+	out, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("metrics-test"), Key: aws.String("k")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,4 +286,3 @@ func scrape(t *testing.T, addr string) map[string]float64 {
 	}
 	return m
 }
-

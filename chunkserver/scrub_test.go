@@ -1,0 +1,134 @@
+package chunkserver_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/talusfs/talus/chunkserver"
+	"github.com/talusfs/talus/client"
+	"github.com/talusfs/talus/internal/dev"
+	"github.com/talusfs/talus/meta/metaapi"
+)
+
+// Scrubbing finds exactly the shards whose data was damaged on disk and
+// reports them to the metadata service.
+func TestScrubFindsCorruptShards(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	secret := []byte("scrub-secret")
+	c, err := dev.Start(ctx, dev.Options{Dir: t.TempDir(), Secret: secret, Logger: slog.New(slog.DiscardHandler), Heartbeat: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	cl, err := c.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Meta().CreateBucket(ctx, metaapi.Bucket{Name: "scrub"}); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 12 {
+		body := make([]byte, 200<<10+rng.IntN(200<<10))
+		for j := range body {
+			body[j] = byte(rng.Uint32())
+		}
+		if _, err := cl.Put(ctx, "scrub", fmt.Sprintf("obj%d", i), bytes.NewReader(body), int64(len(body)), client.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	type shard struct{ path, node string }
+	var all []shard
+	for i, ch := range c.Chunks {
+		files, _ := filepath.Glob(filepath.Join(c.ChunkDir(i), "shards", "*", "*"))
+		for _, f := range files {
+			all = append(all, shard{f, ch.Server.ID()})
+		}
+	}
+	if len(all) < 40 {
+		t.Fatalf("only %d shard files written", len(all))
+	}
+	want := map[string]bool{}
+	for _, k := range rng.Perm(len(all))[:20] {
+		sh := all[k]
+		f, err := os.OpenFile(sh.path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := f.Stat()
+		// The data is the first part of the file, well over half of it.
+		off := rng.Int64N(fi.Size() / 2)
+		b := make([]byte, 1)
+		f.ReadAt(b, off)
+		b[0] ^= 0x5a
+		if _, err := f.WriteAt(b, off); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		want[filepath.Base(sh.path)+"@"+sh.node] = true
+	}
+
+	cc := chunkserver.NewClient(secret, nil)
+	requested := map[string]int64{}
+	for _, ch := range c.Chunks {
+		st, err := cc.Scrub(ctx, ch.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		requested[ch.Addr()] = st.Requested
+	}
+	var found int64
+	for _, ch := range c.Chunks {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			st, err := cc.ScrubStatus(ctx, ch.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Completed >= requested[ch.Addr()] {
+				found += st.Corrupt
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("scrub of %s not done after 30s: %+v", ch.Addr(), st)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if found != 20 {
+		t.Errorf("scrubbers counted %d corrupt shards, want 20", found)
+	}
+
+	bad, err := cl.Meta().BadShards(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, b := range bad {
+		if !strings.HasPrefix(b.Reason, "scrub") {
+			t.Errorf("bad shard %s.%d reported for %q, not by the scrubber", b.Segment, b.Index, b.Reason)
+		}
+		got[b.Segment+"."+strconv.Itoa(b.Index)+"@"+b.Node] = true
+	}
+	for k := range want {
+		if !got[k] {
+			t.Errorf("corrupted shard %s not reported", k)
+		}
+	}
+	for k := range got {
+		if !want[k] {
+			t.Errorf("intact shard %s reported bad", k)
+		}
+	}
+}
