@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -197,7 +198,15 @@ func Open(cfg Config) (*Server, error) {
 		st:     st,
 		fsm:    &fsm{st: st, feed: newFeed(applied), log: cfg.Logger, skipTo: applied},
 		chunks: chunkserver.NewClient(cfg.Secret, nil),
-		proxy:  &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 256, DisableCompression: true}},
+		proxy: &http.Client{Transport: &http.Transport{
+			Proxy:       nil,
+			DialContext: (&net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			// A leader that vanished without closing connections must not
+			// hold forwarded requests for long; the client retries.
+			ResponseHeaderTimeout: 30 * time.Second,
+			MaxIdleConnsPerHost:   256,
+			DisableCompression:    true,
+		}},
 		now:    time.Now,
 		gcKick: make(chan struct{}, 1),
 		stop:   make(chan struct{}),

@@ -38,10 +38,10 @@ func (f *fsys) watch(ctx context.Context, since uint64) {
 			f.resetAll()
 		}
 		for _, p := range ch.Prefixes {
-			f.invalidate(p, true)
+			f.invalidate(ctx, p, true)
 		}
 		for _, k := range ch.Keys {
-			f.invalidate(k, false)
+			f.invalidate(ctx, k, false)
 		}
 		since = ch.Next
 		if !f.feedOK.Swap(true) {
@@ -70,14 +70,19 @@ const feedPace = 50 * time.Millisecond
 // may hold only a negative entry, which is dropped; the last node gets its
 // entry and attributes (and a file its cached pages) dropped.
 //
+// A directory's entry is dropped only once the store confirms it is gone:
+// the kernel detaches a dropped directory from the processes working in it,
+// whose getcwd then fails, so a directory that is still there (changed
+// attributes, this mount's own mkdir or rename coming back) only has its
+// attributes refreshed.
+//
 // Notifications are sent without holding any lock: the kernel may wait for
 // a filesystem call on the same directory to finish first.
-func (f *fsys) invalidate(key string, whole bool) {
+func (f *fsys) invalidate(ctx context.Context, key string, whole bool) {
 	rel, ok := strings.CutPrefix(key, f.prefix)
 	if !ok {
 		return
 	}
-	isDir := strings.HasSuffix(rel, "/")
 	rel = strings.TrimSuffix(rel, "/")
 	if rel == "" {
 		if whole {
@@ -115,21 +120,42 @@ func (f *fsys) invalidate(key string, whole bool) {
 			continue
 		}
 		dir.forget(name)
-		if whole || isDir && c.kind == kindDir {
-			c.forgetAll()
+		if c.kind == kindDir {
+			if whole {
+				c.forgetAll()
+			}
+			c.stale()
+			f.revalidateDir(ctx, dir, name, c)
+			return
 		}
 		if !c.local() {
 			c.stale()
-			if c.kind == kindFile {
-				f.notifyContent(c)
-			}
+			f.notifyContent(c)
 		}
 		f.notifyEntry(dir, name)
 		return
 	}
 }
 
+// revalidateDir asks the store whether directory c, named name in dir, is
+// still a directory: if so the kernel drops only its attributes, else its
+// entry.
+func (f *fsys) revalidateDir(ctx context.Context, dir *node, name string, c *node) {
+	cctx, cancel := f.ctx(ctx)
+	defer cancel()
+	e, found, err := dir.fetchEntry(cctx, name)
+	if err == nil && found && e.kind == kindDir {
+		dir.learn(name, e)
+		c.refresh(attrsOf(e.obj, kindDir, f.def), e.marker)
+		f.notifyContent(c)
+		return
+	}
+	f.notifyEntry(dir, name)
+}
+
 // resetAll drops every cache: the feed lost track of what changed.
+// Directories keep their kernel entries (see invalidate); the kernel
+// revalidates them within its TTL.
 func (f *fsys) resetAll() {
 	f.epoch.Add(1)
 	var walk func(d *node)
@@ -138,7 +164,10 @@ func (f *fsys) resetAll() {
 			c := ch.Operations().(*node)
 			if c.kind == kindDir {
 				walk(c)
-			} else if !c.local() {
+				f.notifyContent(c)
+				continue
+			}
+			if !c.local() {
 				f.notifyContent(c)
 			}
 			f.notifyEntry(d, name)

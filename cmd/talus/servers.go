@@ -69,7 +69,7 @@ func runMeta(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("meta: %w", err)
 		}
 	}
-	g, err := gossipOption(*gossip, *listen, gossipJoin, nil, nil)
+	g, err := gossipOption(*gossip, *listen, gossipJoin, nil, nil, "")
 	if err != nil {
 		return fmt.Errorf("meta: %w", err)
 	}
@@ -135,7 +135,7 @@ func runChunk(ctx context.Context, args []string, stdout io.Writer) error {
 	if *scrubBW <= 0 || *scrubEvery <= 0 {
 		return errors.New("chunk: --scrub-bandwidth and --scrub-interval must be positive")
 	}
-	g, err := gossipOption(*gossip, *listen, join, nil, nil)
+	g, err := gossipOption(*gossip, *listen, join, nil, nil, "")
 	if err != nil {
 		return fmt.Errorf("chunk: %w", err)
 	}
@@ -240,6 +240,7 @@ func runGateway(ctx context.Context, args []string, stdout io.Writer) error {
 	region := fs.String("region", "us-east-1", "region reported to S3 clients")
 	secret := fs.String("secret", "", "cluster shared secret (default $TALUS_SECRET)")
 	expiry := fs.Duration("multipart-expiry", 24*time.Hour, "abort multipart uploads left unfinished this long")
+	id := fs.String("id", "", "this gateway's name in the cluster gossip (default: host name and listen port)")
 	gossip := fs.String("gossip", "", "gossip (serf) address, UDP and TCP (default: listen port + 1000 on the listen host; \"off\": no gossip)")
 	var join listFlag
 	fs.Var(&join, "join", "gossip address of any cluster member, comma-separated or repeated (default: asked from --meta)")
@@ -269,7 +270,14 @@ func runGateway(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	gopt, err := gossipOption(*gossip, *listen, join, metas, secretFrom(*secret))
+	if *id == "" {
+		// Gateways listen on the same address in every container; the
+		// host name tells them apart.
+		host, _ := os.Hostname()
+		_, port, _ := net.SplitHostPort(*listen)
+		*id = "gateway-" + host + "-" + port
+	}
+	gopt, err := gossipOption(*gossip, *listen, join, metas, secretFrom(*secret), *id)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -285,7 +293,7 @@ func runGateway(ctx context.Context, args []string, stdout io.Writer) error {
 // gossipOption turns the --gossip and --join flags into a start option:
 // gossip on listen's port + 1000 unless told otherwise, none for "off".
 // Without join addresses the server asks the metadata nodes at metas.
-func gossipOption(bind, listen string, join, metas []string, secret []byte) ([]node.Option, error) {
+func gossipOption(bind, listen string, join, metas []string, secret []byte, id string) ([]node.Option, error) {
 	if bind == "off" {
 		return nil, nil
 	}
@@ -307,5 +315,5 @@ func gossipOption(bind, listen string, join, metas []string, secret []byte) ([]n
 			addrs = append(addrs, a)
 		}
 	}
-	return []node.Option{node.WithGossip(node.Gossip{Bind: bind, Join: addrs, Meta: metas, Secret: secret})}, nil
+	return []node.Option{node.WithGossip(node.Gossip{Bind: bind, Join: addrs, Meta: metas, Secret: secret, ID: id})}, nil
 }

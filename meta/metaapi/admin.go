@@ -79,7 +79,8 @@ type NodeRebalance struct {
 	Zone     string `json:"zone,omitempty"`
 	Shards   int64  `json:"shards"` // held now
 	Ideal    int64  `json:"ideal"`  // held under ideal placement (its share)
-	In, Out  int64  `json:"in,omitempty"`
+	In       int64  `json:"in,omitempty"`
+	Out      int64  `json:"out,omitempty"`
 	BytesIn  int64  `json:"bytesIn,omitempty"`
 	BytesOut int64  `json:"bytesOut,omitempty"`
 }

@@ -40,7 +40,7 @@ func NewClient(addrs []string, secret []byte, hc *http.Client) (*Client, error) 
 	if hc == nil {
 		hc = &http.Client{Transport: &http.Transport{
 			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			DialContext:         (&net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			MaxIdleConns:        1024,
 			MaxIdleConnsPerHost: 256,
 			IdleConnTimeout:     90 * time.Second,
@@ -198,7 +198,7 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, in
 	var lastErr error
 	for round := 0; ; round++ {
 		for range c.addrs {
-			err := c.do(ctx, c.addrs[idx], method, path, q, body, out)
+			err := c.attempt(ctx, c.addrs[idx], method, path, q, body, out)
 			if !retryable(err) || ctx.Err() != nil {
 				c.cur.Store(int32(idx))
 				return err
@@ -224,6 +224,36 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, in
 	return fmt.Errorf("metadata %s %s: retried for %s: %w: %v", method, path, retryFor, ErrUnavailable, lastErr)
 }
 
+// attemptTimeout bounds how long one attempt waits for an answer to begin
+// before the call tries the next metadata node. A node that died without
+// closing its connections (a crashed host, a cut network) would otherwise
+// hold the call until TCP gives up. Long enough for a commit on a loaded
+// leader; an attempt cut short is retried, which is safe (see call).
+const attemptTimeout = 2500 * time.Millisecond
+
+// attempt runs one try at addr, giving up on it when no answer has begun
+// within attemptTimeout (long polls get the poll time on top).
+func (c *Client) attempt(ctx context.Context, addr, method, path string, q url.Values, body []byte, out any) error {
+	limit := attemptTimeout
+	if path == "/v1/changes" {
+		limit += 15 * time.Second
+	}
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var answered atomic.Bool
+	t := time.AfterFunc(limit, func() {
+		if !answered.Load() {
+			cancel()
+		}
+	})
+	defer t.Stop()
+	err := c.do(actx, addr, method, path, q, body, out, func() { answered.Store(true) })
+	if err != nil && ctx.Err() == nil && actx.Err() != nil {
+		return fmt.Errorf("%w: metadata node %s did not answer within %s", ErrUnavailable, addr, limit)
+	}
+	return err
+}
+
 // retryable reports whether another metadata node, or the same one a moment
 // later, may answer differently: the node could not be reached, or it knows
 // no leader to serve the request.
@@ -236,7 +266,7 @@ func retryable(err error) bool {
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
-func (c *Client) do(ctx context.Context, addr, method, path string, q url.Values, body []byte, out any) error {
+func (c *Client) do(ctx context.Context, addr, method, path string, q url.Values, body []byte, out any, answered func()) error {
 	u := "http://" + addr + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
@@ -257,6 +287,7 @@ func (c *Client) do(ctx context.Context, addr, method, path string, q url.Values
 	if err != nil {
 		return fmt.Errorf("metadata %s %s at %s: %w", method, path, addr, err)
 	}
+	answered()
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
 		var eb ErrorBody
