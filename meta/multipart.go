@@ -82,7 +82,7 @@ func (s *store) createUpload(u metaapi.Upload) error {
 
 func (s *store) upload(bucket, key, id string) (metaapi.Upload, error) {
 	var u metaapi.Upload
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		var err error
 		u, err = loadUpload(txn, bucket, key, id)
 		return err
@@ -273,7 +273,7 @@ func (s *store) listParts(bucket, key, id string, after, max int) (metaapi.PartL
 		max = 1000
 	}
 	var pl metaapi.PartList
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		u, err := loadUpload(txn, bucket, key, id)
 		if err != nil {
 			return err
@@ -306,7 +306,7 @@ func (s *store) listUploads(req metaapi.UploadListRequest) (metaapi.UploadList, 
 		max = 1000
 	}
 	res := metaapi.UploadList{Uploads: []metaapi.Upload{}}
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		if err := requireBucket(txn, req.Bucket); err != nil {
 			return err
 		}
@@ -428,7 +428,7 @@ func (s *store) putUser(u metaapi.User) error {
 
 func (s *store) user(ak string) (metaapi.User, error) {
 	var u metaapi.User
-	err := s.db.View(func(txn *badger.Txn) error { return getJSON(txn, userKey(ak), &u) })
+	err := s.view(func(txn *badger.Txn) error { return getJSON(txn, userKey(ak), &u) })
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		err = fmt.Errorf("%w: %s", metaapi.ErrNoSuchUser, ak)
 	}
@@ -437,7 +437,7 @@ func (s *store) user(ak string) (metaapi.User, error) {
 
 func (s *store) users() ([]metaapi.User, error) {
 	us := []metaapi.User{}
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pUser}, PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {

@@ -83,19 +83,21 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if err := f.st.db.Sync(); err != nil {
 		return nil, fmt.Errorf("sync metadata store for snapshot: %w", err)
 	}
-	return &snapshot{db: f.st.db}, nil
+	return &snapshot{st: f.st}, nil
 }
 
 // Restore replaces the whole store with a snapshot from the leader.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	f.st.swap.Lock()
+	defer f.st.swap.Unlock()
 	if err := f.st.db.DropAll(); err != nil {
 		return fmt.Errorf("restore snapshot: clear store: %w", err)
 	}
 	if err := f.st.db.Load(rc, 256); err != nil {
 		return fmt.Errorf("restore snapshot: load: %w", err)
 	}
-	applied, err := f.st.appliedIndex()
+	applied, err := f.st.appliedIndexLocked()
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
@@ -105,10 +107,12 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-type snapshot struct{ db *badger.DB }
+type snapshot struct{ st *store }
 
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := s.db.Backup(sink, 0); err != nil {
+	s.st.swap.RLock()
+	defer s.st.swap.RUnlock()
+	if _, err := s.st.db.Backup(sink, 0); err != nil {
 		sink.Cancel()
 		return fmt.Errorf("write metadata snapshot: %w", err)
 	}
@@ -119,6 +123,12 @@ func (s *snapshot) Release() {}
 
 // appliedIndex is the index of the last command whose effects the store holds.
 func (s *store) appliedIndex() (uint64, error) {
+	s.swap.RLock()
+	defer s.swap.RUnlock()
+	return s.appliedIndexLocked()
+}
+
+func (s *store) appliedIndexLocked() (uint64, error) {
 	var v uint64
 	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(keyApplied)

@@ -154,7 +154,7 @@ func (s *store) putMetaMember(m metaapi.MetaMember) error {
 
 func (s *store) metaMembers() ([]metaapi.MetaMember, error) {
 	ms := []metaapi.MetaMember{}
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pMember}, PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {

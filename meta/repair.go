@@ -423,7 +423,7 @@ func (s *store) setRebalance(a rebalanceArgs) (metaapi.RebalanceStatus, error) {
 
 func (s *store) segment(id string) (segmentRecord, bool, error) {
 	var rec segmentRecord
-	err := s.db.View(func(txn *badger.Txn) error { return getJSON(txn, segmentKey(id), &rec) })
+	err := s.view(func(txn *badger.Txn) error { return getJSON(txn, segmentKey(id), &rec) })
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return rec, false, nil
 	}
@@ -433,7 +433,7 @@ func (s *store) segment(id string) (segmentRecord, bool, error) {
 // badFor returns the nodes reported bad for each shard index of a segment.
 func (s *store) badFor(seg string) (map[int]map[string]bool, error) {
 	out := map[int]map[string]bool{}
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		prefix := append([]byte{pBad}, seg+"."...)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
@@ -458,7 +458,7 @@ func (s *store) badFor(seg string) (map[int]map[string]bool, error) {
 // collector could delete it.
 func (s *store) pendingDeletion(node, shard string) (bool, error) {
 	var ok bool
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		var err error
 		ok, err = exists(txn, nodeShardKey(pPending, node, shard))
 		return err
@@ -468,7 +468,7 @@ func (s *store) pendingDeletion(node, shard string) (bool, error) {
 
 // nodeSegments calls fn with every segment that has a shard on node.
 func (s *store) nodeSegments(node string, fn func(seg string) error) error {
-	return s.db.View(func(txn *badger.Txn) error {
+	return s.view(func(txn *badger.Txn) error {
 		prefix := nodeShardKey(pIndex, node, "")
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
@@ -484,7 +484,7 @@ func (s *store) nodeSegments(node string, fn func(seg string) error) error {
 // repairQueued reports whether a segment is on the repair queue.
 func (s *store) repairQueued(seg string) (bool, error) {
 	var ok bool
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		var err error
 		ok, err = exists(txn, repairSegKey(seg))
 		return err
@@ -496,7 +496,7 @@ func (s *store) repairQueued(seg string) (bool, error) {
 // those skip says to.
 func (s *store) repairNext(max int, skip func(seg string) bool) ([]string, error) {
 	var segs []string
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pRepair}})
 		defer it.Close()
 		for it.Rewind(); it.Valid() && len(segs) < max; it.Next() {
@@ -518,7 +518,7 @@ type storeCounts struct {
 
 func (s *store) counts() (storeCounts, error) {
 	c := storeCounts{shards: map[string]int64{}}
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		c.objects = countPrefix(txn, []byte{pObject})
 		c.segments = countPrefix(txn, []byte{pSegment})
 		c.queued = countPrefix(txn, []byte{pRepair})
@@ -535,7 +535,7 @@ func (s *store) counts() (storeCounts, error) {
 
 func (s *store) repairCounters() (repairCounters, error) {
 	var c repairCounters
-	err := s.db.View(func(txn *badger.Txn) error { return getJSON(txn, keyRepairStats, &c) })
+	err := s.view(func(txn *badger.Txn) error { return getJSON(txn, keyRepairStats, &c) })
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		err = nil
 	}
@@ -544,7 +544,7 @@ func (s *store) repairCounters() (repairCounters, error) {
 
 func (s *store) rebalanceState() (metaapi.RebalanceStatus, error) {
 	var st metaapi.RebalanceStatus
-	err := s.db.View(func(txn *badger.Txn) error { return getJSON(txn, keyRebalance, &st) })
+	err := s.view(func(txn *badger.Txn) error { return getJSON(txn, keyRebalance, &st) })
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		err = nil
 	}
@@ -554,7 +554,7 @@ func (s *store) rebalanceState() (metaapi.RebalanceStatus, error) {
 // segmentIDs returns up to max segment ids after the given one, in order.
 func (s *store) segmentIDs(after string, max int) ([]string, error) {
 	var ids []string
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pSegment}})
 		defer it.Close()
 		for it.Seek(segmentKey(after)); it.Valid() && len(ids) < max; it.Next() {
@@ -571,7 +571,7 @@ func (s *store) segmentIDs(after string, max int) ([]string, error) {
 
 func (s *store) queueLength() (int, error) {
 	var n int64
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		n = countPrefix(txn, []byte{pRepair})
 		return nil
 	})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -89,6 +90,16 @@ type store struct {
 	// effects, so after a crash the state machine knows exactly which
 	// commands it holds and replays the rest.
 	applying uint64
+	// swap is held for writing while a snapshot replaces the whole store:
+	// Badger's Load must not run beside readers.
+	swap sync.RWMutex
+}
+
+// view runs fn in a read-only transaction.
+func (s *store) view(fn func(txn *badger.Txn) error) error {
+	s.swap.RLock()
+	defer s.swap.RUnlock()
+	return s.db.View(fn)
 }
 
 func (s *store) close() error { return s.db.Close() }
@@ -211,7 +222,7 @@ func (s *store) setBucketACL(name, acl string) error {
 
 func (s *store) bucket(name string) (metaapi.Bucket, error) {
 	var b metaapi.Bucket
-	err := s.db.View(func(txn *badger.Txn) error { return getJSON(txn, bucketKey(name), &b) })
+	err := s.view(func(txn *badger.Txn) error { return getJSON(txn, bucketKey(name), &b) })
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		err = fmt.Errorf("%w: %s", metaapi.ErrNoSuchBucket, name)
 	}
@@ -220,7 +231,7 @@ func (s *store) bucket(name string) (metaapi.Bucket, error) {
 
 func (s *store) buckets() ([]metaapi.Bucket, error) {
 	bs := []metaapi.Bucket{}
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pBucket}, PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -430,7 +441,7 @@ func (s *store) deleteObject(bucket, key string, cond metaapi.Preconditions, due
 // object returns an object with its segments resolved.
 func (s *store) object(bucket, key string) (metaapi.Object, error) {
 	var o metaapi.Object
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		rec, err := loadObject(txn, bucket, key)
 		if err != nil {
 			return err
@@ -463,7 +474,7 @@ func (s *store) list(req metaapi.ListRequest) (metaapi.ListResult, error) {
 	if max <= 0 || max > 1000 {
 		max = 1000
 	}
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		if err := requireBucket(txn, req.Bucket); err != nil {
 			return err
 		}
@@ -607,7 +618,7 @@ func (s *store) setNodeState(id string, st metaapi.NodeState) error {
 func (s *store) nodes() ([]metaapi.Node, uint64, error) {
 	ns := []metaapi.Node{}
 	var version uint64
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		var err error
 		if version, err = s.ringVersion(txn); err != nil {
 			return err
@@ -640,7 +651,7 @@ func (s *store) reportBad(bad []metaapi.BadShard) error {
 
 func (s *store) badShards() ([]metaapi.BadShard, error) {
 	bs := []metaapi.BadShard{}
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pBad}, PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -673,7 +684,7 @@ func queueDeletion(txn *badger.Txn, node, shard string, due time.Time) error {
 // gcBatch returns up to max queued shard deletions that are due by now.
 func (s *store) gcBatch(max int, now time.Time) ([]gcEntry, error) {
 	var es []gcEntry
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pGC}})
 		defer it.Close()
 		for it.Rewind(); it.Valid() && len(es) < max; it.Next() {
@@ -691,7 +702,7 @@ func (s *store) gcBatch(max int, now time.Time) ([]gcEntry, error) {
 
 func (s *store) gcPending() (int, error) {
 	n := 0
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pGC}})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -720,7 +731,7 @@ func (s *store) gcDone(es []gcDoneArgs) error {
 // already queued for deletion — either way, not an orphan.
 func (s *store) referenced(node, shard string) (bool, error) {
 	var found bool
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		for _, p := range []byte{pIndex, pPending} {
 			ok, err := exists(txn, nodeShardKey(p, node, shard))
 			if err != nil || ok {

@@ -385,6 +385,7 @@ func (d *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	c.list = &listing{entries: map[string]entry{}, stale: map[string]bool{}, at: time.Now(), ep: d.fsys.epoch.Load()}
 	ch := d.NewInode(ctx, c, fs.StableAttr{Mode: syscall.S_IFDIR})
 	d.setEntry(name, entry{kind: kindDir, obj: o, marker: true})
+	d.touchDir()
 	c.fillEntry(out)
 	return ch, 0
 }
@@ -454,6 +455,7 @@ func (d *node) createStored(ctx context.Context, name string, k kind, body []byt
 	ch := d.NewInode(ctx, c, fs.StableAttr{Mode: a.mode & syscall.S_IFMT})
 	o.Inline = nil
 	d.setEntry(name, entry{kind: k, obj: o})
+	d.touchDir()
 	c.fillEntry(out)
 	return ch, 0
 }
@@ -471,10 +473,20 @@ func (d *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 		return nil, nil, 0, errno
 	}
 	a := d.newAttrs(ctx, syscall.S_IFREG|mode&07777)
+	if flags&syscall.O_ACCMODE == syscall.O_RDONLY {
+		// Nothing can be written through this descriptor: the empty file
+		// is stored now.
+		ch, errno := d.createStored(ctx, name, kindFile, nil, &a, out)
+		if errno != 0 {
+			return nil, nil, 0, errno
+		}
+		return ch, &handle{n: ch.Operations().(*node), rd: newFileReader(d.fsys.cl, metaapi.Object{})}, 0, 0
+	}
 	c := d.fsys.newNode(kindFile, a, false)
 	c.sess = newSession(c, metaapi.Object{}, true)
 	ch := d.NewInode(ctx, c, fs.StableAttr{Mode: syscall.S_IFREG})
 	h := c.newHandle(flags)
+	d.touchDir()
 	c.fillEntry(out)
 	return ch, h, 0, 0
 }
@@ -496,7 +508,18 @@ func (d *node) Unlink(ctx context.Context, name string) syscall.Errno {
 		return d.fsys.logErr("unlink", key, err)
 	}
 	d.dropEntry(name, true)
+	d.touchDir()
 	return 0
+}
+
+// touchDir sets a directory's mtime and ctime to now after a change of its
+// entries. The times live in this mount only: storing them would rewrite
+// the marker on every create and delete.
+func (d *node) touchDir() {
+	now := time.Now()
+	d.mu.Lock()
+	d.a.mtime, d.a.ctime = now, now
+	d.mu.Unlock()
 }
 
 // markGone records that the node's name no longer refers to it.
@@ -540,6 +563,7 @@ func (d *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 		return d.fsys.logErr("rmdir", key, err)
 	}
 	d.dropEntry(name, true)
+	d.touchDir()
 	return 0
 }
 
@@ -622,6 +646,15 @@ func (d *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 		np.setEntry(newName, e)
 	} else {
 		np.forget(newName)
+	}
+	d.touchDir()
+	np.touchDir()
+	if ch := d.GetChild(name); ch != nil {
+		// rename(2) updates the ctime of what moved.
+		c := ch.Operations().(*node)
+		c.mu.Lock()
+		c.a.ctime = time.Now()
+		c.mu.Unlock()
 	}
 	return 0
 }

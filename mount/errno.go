@@ -26,6 +26,8 @@ func toErrno(err error) syscall.Errno {
 		return 0
 	case errors.Is(err, syscall.ENOSPC):
 		return syscall.ENOSPC // the local write-back directory is full
+	case errors.Is(err, syscall.EFBIG):
+		return syscall.EFBIG // longer than the write-back directory's filesystem allows
 	case errors.Is(err, metaapi.ErrNoSuchKey):
 		return syscall.ENOENT
 	case errors.Is(err, metaapi.ErrInvalidName):

@@ -66,6 +66,26 @@ func TestCreateWriteRead(t *testing.T) {
 	}
 }
 
+// TestCreateReadOnly creates a file with a descriptor that cannot write.
+func TestCreateReadOnly(t *testing.T) {
+	bucket := newBucket(t)
+	dir := mountAt(t, bucket, mount.Options{})
+	f, err := os.OpenFile(filepath.Join(dir, "f"), os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := stored(t, bucket, "f"); len(got) != 0 {
+		t.Fatalf("store holds %d bytes", len(got))
+	}
+	st, err := os.Stat(filepath.Join(dir, "f"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("stat: %v, %v", st, err)
+	}
+}
+
 func TestAppendTruncateRandomWrite(t *testing.T) {
 	bucket := newBucket(t)
 	dir := mountAt(t, bucket, mount.Options{})
