@@ -46,7 +46,7 @@ chmod 600 "$work/passwd"
 s3fs s3fs "$work/mnt-s3fs" -o url="$s3",use_path_request_style,passwd_file="$work/passwd",endpoint=us-east-1
 
 native() { # workload [flags]: MiB/s of one stream of 64 MiB objects through the native client
-	"$bin" bench "$@" --size 64MiB --concurrency 1 --duration 20s --warmup 2s --json 2>/dev/null |
+	"$bin" bench "$@" --meta "$meta" --size 64MiB --concurrency 1 --duration 20s --warmup 2s --json 2>/dev/null |
 		python3 -c 'import json,sys; print(round(json.load(sys.stdin)["total"]["mib_per_s"], 1))' 2>/dev/null || echo "?"
 }
 

@@ -64,7 +64,8 @@ cd "$work/mnt/run"
 prove -r "$work/pjdfstest/tests" >"$work/prove.out" 2>&1 || true
 cd /
 
-python3 - "$work/prove.out" "$work/pjdfstest/tests" "$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'EOF'
+rev=${PJDFSTEST_REV:-$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)}
+python3 - "$work/prove.out" "$work/pjdfstest/tests" "$rev" <<'EOF'
 import collections, glob, re, sys
 out, tests, rev = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3]
 failed = {}

@@ -3,6 +3,7 @@ package chunkserver_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -16,6 +17,7 @@ import (
 	"github.com/talusfs/talus/chunkserver"
 	"github.com/talusfs/talus/client"
 	"github.com/talusfs/talus/internal/dev"
+	"github.com/talusfs/talus/meta"
 	"github.com/talusfs/talus/meta/metaapi"
 )
 
@@ -25,7 +27,8 @@ func TestScrubFindsCorruptShards(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	secret := []byte("scrub-secret")
-	c, err := dev.Start(ctx, dev.Options{Dir: t.TempDir(), Secret: secret, Logger: slog.New(slog.DiscardHandler), Heartbeat: 200 * time.Millisecond})
+	c, err := dev.Start(ctx, dev.Options{Dir: t.TempDir(), Secret: secret, Logger: slog.New(slog.DiscardHandler), Heartbeat: 200 * time.Millisecond,
+		Meta: meta.Config{RepairInterval: 2 * time.Second, GCDelay: time.Second, GCInterval: 200 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +41,8 @@ func TestScrubFindsCorruptShards(t *testing.T) {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range 12 {
+	sums := map[string][32]byte{}
+	for i := range 24 {
 		body := make([]byte, 200<<10+rng.IntN(200<<10))
 		for j := range body {
 			body[j] = byte(rng.Uint32())
@@ -46,6 +50,7 @@ func TestScrubFindsCorruptShards(t *testing.T) {
 		if _, err := cl.Put(ctx, "scrub", fmt.Sprintf("obj%d", i), bytes.NewReader(body), int64(len(body)), client.PutOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		sums[fmt.Sprintf("obj%d", i)] = sha256.Sum256(body)
 	}
 
 	type shard struct{ path, node string }
@@ -59,9 +64,20 @@ func TestScrubFindsCorruptShards(t *testing.T) {
 	if len(all) < 40 {
 		t.Fatalf("only %d shard files written", len(all))
 	}
+	// At most m=2 damaged shards per segment, so that every object stays
+	// readable and repairable.
 	want := map[string]bool{}
-	for _, k := range rng.Perm(len(all))[:20] {
+	perSegment := map[string]int{}
+	for _, k := range rng.Perm(len(all)) {
+		if len(want) == 20 {
+			break
+		}
 		sh := all[k]
+		seg, _, _ := strings.Cut(filepath.Base(sh.path), ".")
+		if perSegment[seg] == 2 {
+			continue
+		}
+		perSegment[seg]++
 		f, err := os.OpenFile(sh.path, os.O_RDWR, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -88,10 +104,26 @@ func TestScrubFindsCorruptShards(t *testing.T) {
 		}
 		requested[ch.Addr()] = st.Requested
 	}
+	// Repair may fix a reported shard (and drop its report) before every
+	// scrub is done, so the reports are collected while the scrubs run.
+	got := map[string]bool{}
+	collect := func() {
+		bad, err := cl.Meta().BadShards(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range bad {
+			if !strings.HasPrefix(b.Reason, "scrub") {
+				t.Errorf("bad shard %s.%d reported for %q, not by the scrubber", b.Segment, b.Index, b.Reason)
+			}
+			got[b.Segment+"."+strconv.Itoa(b.Index)+"@"+b.Node] = true
+		}
+	}
 	var found int64
 	for _, ch := range c.Chunks {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
+			collect()
 			st, err := cc.ScrubStatus(ctx, ch.Addr())
 			if err != nil {
 				t.Fatal(err)
@@ -110,17 +142,7 @@ func TestScrubFindsCorruptShards(t *testing.T) {
 		t.Errorf("scrubbers counted %d corrupt shards, want 20", found)
 	}
 
-	bad, err := cl.Meta().BadShards(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]bool{}
-	for _, b := range bad {
-		if !strings.HasPrefix(b.Reason, "scrub") {
-			t.Errorf("bad shard %s.%d reported for %q, not by the scrubber", b.Segment, b.Index, b.Reason)
-		}
-		got[b.Segment+"."+strconv.Itoa(b.Index)+"@"+b.Node] = true
-	}
+	collect()
 	for k := range want {
 		if !got[k] {
 			t.Errorf("corrupted shard %s not reported", k)
@@ -129,6 +151,58 @@ func TestScrubFindsCorruptShards(t *testing.T) {
 	for k := range got {
 		if !want[k] {
 			t.Errorf("intact shard %s reported bad", k)
+		}
+	}
+
+	// Repair rewrites all 20: the reports drain, a new scrub of every server
+	// finds nothing, and every object reads back as written.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		bad, err := cl.Meta().BadShards(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(bad) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bad shards still unrepaired after 60s", len(bad))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, ch := range c.Chunks {
+		st, err := cc.Scrub(ctx, ch.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			cur, err := cc.ScrubStatus(ctx, ch.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cur.Completed >= st.Requested {
+				if cur.Corrupt != 0 {
+					t.Errorf("after repair, scrubbing %s found %d corrupt shards", ch.Addr(), cur.Corrupt)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("re-scrub of %s not done after 30s", ch.Addr())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	for key, want := range sums {
+		r, err := cl.Get(ctx, "scrub", key, 0, -1)
+		if err != nil {
+			t.Fatalf("get %s after repair: %v", key, err)
+		}
+		h := sha256.New()
+		_, err = r.WriteTo(h)
+		r.Close()
+		if err != nil || !bytes.Equal(h.Sum(nil), want[:]) {
+			t.Fatalf("%s after repair: %v, content differs: %v", key, err, !bytes.Equal(h.Sum(nil), want[:]))
 		}
 	}
 }

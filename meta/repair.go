@@ -219,7 +219,10 @@ func (s *store) moveShards(a moveArgs, due time.Time) (moveResult, error) {
 			if m.Index < 0 || m.Index >= len(rec.Shards) || rec.Shards[m.Index] != m.From || m.To.Node == "" {
 				continue
 			}
-			if slicesContainsNode(rec.Shards, m.To.Node) {
+			// A corrupt shard may be rewritten where it was: the same file,
+			// replaced, on a server that is otherwise fine.
+			inPlace := m.From.Node == m.To.Node
+			if !inPlace && slicesContainsNode(rec.Shards, m.To.Node) {
 				continue // never two shards of a segment on one server
 			}
 			shard := ShardID(a.Segment, m.Index)
@@ -230,7 +233,11 @@ func (s *store) moveShards(a moveArgs, due time.Time) (moveResult, error) {
 				}
 				continue
 			}
-			if m.From.Node != "" {
+			if inPlace {
+				if err := txn.Delete(badKey(shard, m.To.Node)); err != nil {
+					return err
+				}
+			} else if m.From.Node != "" {
 				if err := txn.Delete(nodeShardKey(pIndex, m.From.Node, shard)); err != nil {
 					return err
 				}

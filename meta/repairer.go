@@ -163,6 +163,10 @@ func assess(rec segmentRecord, nodes map[string]metaapi.Node, bad map[int]map[st
 	for i, sh := range rec.Shards {
 		n, ok := nodes[sh.Node]
 		switch {
+		case bad[i][sh.Node] && ok && n.State == metaapi.NodeUp && diskHealthy(n, sh.Disk):
+			// A corrupt shard on a healthy server: rebuilt elsewhere or
+			// rewritten in place, whichever placement prefers.
+			a.lost = append(a.lost, i)
 		case sh.Node == "" || !ok || n.State == metaapi.NodeOut || bad[i][sh.Node]:
 			a.lost = append(a.lost, i)
 			if sh.Node != "" {
@@ -396,9 +400,22 @@ func (s *Server) repairSegment(ctx context.Context, id string) error {
 	if len(targets) < len(a.lost) {
 		return fmt.Errorf("repair segment %s: placement found %d servers for %d shards", id, len(targets), len(a.lost))
 	}
+	// A lost shard whose own server is among the targets goes back there
+	// (an in-place rewrite); any other pairing would put two shards of the
+	// segment on one server.
 	jobs := make([]moveJob, len(a.lost))
+	free := slices.Clone(targets[:len(a.lost)])
 	for j, idx := range a.lost {
-		jobs[j] = moveJob{idx: idx, to: nodes[targets[j]]}
+		if k := slices.Index(free, rec.Shards[idx].Node); k >= 0 && rec.Shards[idx].Node != "" {
+			jobs[j] = moveJob{idx: idx, to: nodes[free[k]]}
+			free = slices.Delete(free, k, k+1)
+		}
+	}
+	for j, idx := range a.lost {
+		if jobs[j].to.ID == "" {
+			jobs[j] = moveJob{idx: idx, to: nodes[free[0]]}
+			free = free[1:]
+		}
 	}
 	moved, werr := s.writeShards(ctx, rec, nodes, jobs, a.readable, &s.repair().repairRate)
 	res, err := s.commitMoves(ctx, rec, nodes, moved, false, werr == nil && len(moved) == len(jobs))
@@ -440,6 +457,7 @@ func (s *Server) checkReports(ctx context.Context, rec segmentRecord, nodes map[
 			case errors.Is(err, chunkserver.ErrCorrupt) || errors.Is(err, chunkserver.ErrNotFound) || errors.Is(err, io.ErrUnexpectedEOF):
 				// bad indeed
 			default:
+				s.log.Warn("repair: cannot tell whether a reported shard is bad", "shard", ShardID(rec.ID, idx), "node", node, "err", err)
 				delete(byNode, node)
 			}
 		}

@@ -625,6 +625,11 @@ func (d *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	}
 	cctx, cancel := d.fsys.ctx(ctx)
 	defer cancel()
+	d.fsys.renaming.Add(1)
+	defer func() {
+		d.fsys.renamed.Store(time.Now().UnixNano())
+		d.fsys.renaming.Add(-1)
+	}()
 	err := d.fsys.meta.Rename(cctx, req)
 	switch {
 	case errors.Is(err, metaapi.ErrPrecondition) && (noReplace || !req.Dir):

@@ -274,8 +274,8 @@ func TestUnlinkOpenFile(t *testing.T) {
 		if _, err := r.ReadAt(got, 0); err != nil || !slices.Equal(got, data) {
 			t.Fatalf("%d: read of an unlinked open file: %v", size, err)
 		}
-		if _, err := r.Stat(); err != nil {
-			t.Fatalf("fstat of an unlinked open file: %v", err)
+		if st, err := r.Stat(); err != nil || st.Sys().(*syscall.Stat_t).Nlink != 0 {
+			t.Fatalf("fstat of an unlinked open file: %v, %v", st, err)
 		}
 		if _, err := w.Write([]byte("late")); err != nil {
 			t.Fatalf("write to an unlinked open file: %v", err)
@@ -482,4 +482,37 @@ func TestStatfs(t *testing.T) {
 	if st.Namelen != 255 {
 		t.Fatalf("name length %d", st.Namelen)
 	}
+}
+
+// TestInodeStable checks that a file keeps its inode number through this
+// mount's own changes, once their echoes from the change feed are back.
+func TestInodeStable(t *testing.T) {
+	bucket := newBucket(t)
+	dir := mountAt(t, bucket, mount.Options{})
+	ino := func(name string) uint64 {
+		t.Helper()
+		st, err := os.Lstat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Sys().(*syscall.Stat_t).Ino
+	}
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("one"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := ino("f")
+	step := func(what string, change func() error, name string) {
+		t.Helper()
+		if err := change(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond) // let the echo come back
+		if got := ino(name); got != want {
+			t.Fatalf("after %s the inode is %d, was %d", what, got, want)
+		}
+	}
+	step("create", func() error { return nil }, "f")
+	step("rewrite", func() error { return os.WriteFile(filepath.Join(dir, "f"), []byte("two"), 0o644) }, "f")
+	step("chmod", func() error { return os.Chmod(filepath.Join(dir, "f"), 0o600) }, "f")
+	step("rename", func() error { return os.Rename(filepath.Join(dir, "f"), filepath.Join(dir, "g")) }, "g")
 }

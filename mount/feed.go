@@ -2,7 +2,9 @@ package mount
 
 import (
 	"context"
+	"maps"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -37,12 +39,15 @@ func (f *fsys) watch(ctx context.Context, since uint64) {
 			f.log.Info("mount: change feed reset; dropping caches")
 			f.resetAll()
 		}
+		f.settleRenames(ctx)
+		var echoes []echo
 		for _, p := range ch.Prefixes {
-			f.invalidate(ctx, p, true)
+			echoes = f.invalidate(ctx, p, true, echoes)
 		}
 		for _, k := range ch.Keys {
-			f.invalidate(ctx, k, false)
+			echoes = f.invalidate(ctx, k, false, echoes)
 		}
+		f.verifyEchoes(ctx, echoes)
 		since = ch.Next
 		if !f.feedOK.Swap(true) {
 			f.log.Info("mount: change feed back")
@@ -57,6 +62,26 @@ func (f *fsys) watch(ctx context.Context, since uint64) {
 			case <-time.After(feedPace):
 			}
 		}
+	}
+}
+
+// renameSettle is how long after a rename of its own the mount waits before
+// applying the change feed, so that go-fuse has moved the node.
+const renameSettle = 50 * time.Millisecond
+
+// settleRenames waits until no rename of this mount is in progress or just
+// finished (for at most the call timeout).
+func (f *fsys) settleRenames(ctx context.Context) {
+	deadline := time.Now().Add(f.opts.Timeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		wait := renameSettle - time.Since(time.Unix(0, f.renamed.Load()))
+		if f.renaming.Load() > 0 {
+			wait = renameSettle
+		}
+		if wait <= 0 {
+			return
+		}
+		time.Sleep(wait)
 	}
 }
 
@@ -78,10 +103,13 @@ const feedPace = 50 * time.Millisecond
 //
 // Notifications are sent without holding any lock: the kernel may wait for
 // a filesystem call on the same directory to finish first.
-func (f *fsys) invalidate(ctx context.Context, key string, whole bool) {
+//
+// A file this mount stored itself is not invalidated here but returned in
+// echoes, to be checked (see verifyEchoes).
+func (f *fsys) invalidate(ctx context.Context, key string, whole bool, echoes []echo) []echo {
 	rel, ok := strings.CutPrefix(key, f.prefix)
 	if !ok {
-		return
+		return echoes
 	}
 	rel = strings.TrimSuffix(rel, "/")
 	if rel == "" {
@@ -90,20 +118,20 @@ func (f *fsys) invalidate(ctx context.Context, key string, whole bool) {
 		} else {
 			f.root.stale()
 		}
-		return
+		return echoes
 	}
 	dir := f.root
 	parts := strings.Split(rel, "/")
 	for i, name := range parts {
 		if name == "" {
-			return // no path reaches a key with an empty segment
+			return echoes // no path reaches a key with an empty segment
 		}
 		ch := dir.GetChild(name)
 		last := i == len(parts)-1
 		if ch == nil {
 			dir.forget(name)
 			f.notifyEntry(dir, name)
-			return
+			return echoes
 		}
 		c := ch.Operations().(*node)
 		if !last && c.kind == kindDir {
@@ -119,22 +147,25 @@ func (f *fsys) invalidate(ctx context.Context, key string, whole bool) {
 			dir = c
 			continue
 		}
-		dir.forget(name)
 		if c.kind == kindDir {
+			dir.forget(name)
 			if whole {
 				c.forgetAll()
 			}
 			c.stale()
 			f.revalidateDir(ctx, dir, name, c)
-			return
+			return echoes
 		}
-		if !c.local() {
-			c.stale()
-			f.notifyContent(c)
+		if c.local() {
+			return echoes // being written here: see verifyEchoes
 		}
-		f.notifyEntry(dir, name)
-		return
+		if !whole {
+			return append(echoes, echo{dir: dir, name: name, n: c})
+		}
+		f.invalidateFile(dir, name, c)
+		return echoes
 	}
+	return echoes
 }
 
 // revalidateDir asks the store whether directory c, named name in dir, is
@@ -191,3 +222,77 @@ func (f *fsys) notifyContent(n *node) {
 // notFound is what the kernel answers for a notification about something it
 // does not cache.
 const notFound = syscall.ENOENT
+
+// A mount sees its own changes come back through the feed, and a change
+// may leave a file as this mount already knows it. Dropping the kernel's
+// entry then would make the kernel forget the inode (the next lookup gets a
+// new inode number) and cost a lookup on the next stat. So a changed file
+// this mount knows is looked up first, and invalidated only if the store
+// holds something else (ETag, size or metadata) than the node does. A file
+// being written here is left alone: its own version wins at close.
+
+// echo is a change to a file this mount knows, awaiting the check.
+type echo struct {
+	dir  *node
+	name string
+	n    *node
+}
+
+// verifyEchoes checks a batch of echoes, a lookup each (a few at a time).
+// A burst of changes in one directory is not worth a lookup per file: it is
+// invalidated as is, and the directory is listed again once the burst is
+// over (see forget).
+func (f *fsys) verifyEchoes(ctx context.Context, echoes []echo) {
+	byDir := make(map[*node][]echo)
+	for _, e := range echoes {
+		byDir[e.dir] = append(byDir[e.dir], e)
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for dir, es := range byDir {
+		for _, e := range es {
+			if len(es) > maxEchoChecks {
+				f.invalidateFile(e.dir, e.name, e.n)
+				continue
+			}
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				key, errno := dir.childKey(e.name)
+				if errno != 0 {
+					return
+				}
+				cctx, cancel := f.ctx(ctx)
+				o, err := f.cl.Head(cctx, f.bucket, key)
+				cancel()
+				e.n.mu.Lock()
+				same := err == nil && o.ETag == e.n.a.etag && o.Size == e.n.a.size && maps.Equal(o.Meta, e.n.a.meta)
+				e.n.mu.Unlock()
+				if !same {
+					f.invalidateFile(e.dir, e.name, e.n)
+					return
+				}
+				o.Segments, o.Inline = nil, nil
+				dir.learn(e.name, entry{kind: e.n.kind, obj: o})
+			}()
+		}
+	}
+	wg.Wait()
+}
+
+// maxEchoChecks is the most changed files in one directory and one answer
+// of the feed that are checked one by one.
+const maxEchoChecks = 32
+
+// invalidateFile drops what is cached about a changed file.
+func (f *fsys) invalidateFile(dir *node, name string, n *node) {
+	dir.forget(name)
+	if n.local() {
+		return
+	}
+	n.stale()
+	f.notifyContent(n)
+	f.notifyEntry(dir, name)
+}

@@ -236,6 +236,13 @@ type fsys struct {
 
 	// uploads counts streaming uploads in flight, for tests and logs.
 	uploads sync.WaitGroup
+
+	// renaming counts renames in progress, and renamed is when this mount
+	// last finished one (unix ns): go-fuse moves the node in its tree only
+	// after Rename returns, so the change feed, which may report the rename
+	// before that, waits until a moment after.
+	renaming atomic.Int32
+	renamed  atomic.Int64
 }
 
 // fresh says whether state cached at time at, in epoch ep, may still be used.

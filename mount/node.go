@@ -133,6 +133,9 @@ func (n *node) local() bool {
 func (n *node) fillAttr(out *fuse.Attr) {
 	n.mu.Lock()
 	n.a.fill(out)
+	if n.gone {
+		out.Nlink = 0 // unlinked, still open
+	}
 	n.mu.Unlock()
 }
 

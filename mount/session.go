@@ -292,13 +292,16 @@ func (s *session) store(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("store %s: %w", key, err)
 	}
+	// The node learns the stored version before the session stops counting
+	// as unstored, so that the change feed never sees the node in between
+	// (see verifyEchoes).
+	s.n.stored(o)
 	s.base = o
 	s.setState(false, false)
 	if s.rd != nil {
 		s.rd.close()
 		s.rd = nil
 	}
-	s.n.stored(o)
 	return nil
 }
 
