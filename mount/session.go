@@ -58,6 +58,10 @@ type session struct {
 	refs int // open write handles; guarded by n.mu
 }
 
+// pipeDepth is how many writes (of up to 1 MiB each) may wait for the
+// upload of a streaming file.
+const pipeDepth = 8
+
 // maxHoleFill is how far past the end a streaming write may start: the gap
 // is streamed as zeros. Beyond it the file goes to the spool, which keeps
 // holes sparse.
@@ -348,7 +352,7 @@ type stream struct {
 
 	upload, key string // the multipart upload, once started, and its key
 	failed      error  // a write into the upload failed: bytes were lost
-	pw          *io.PipeWriter
+	pw          *bufPipe
 	md5         hash.Hash
 	cancel      context.CancelFunc
 	done        chan struct{} // closed when the upload returned
@@ -412,9 +416,9 @@ func (st *stream) start(ctx context.Context) error {
 		}
 		srcs = append(srcs, rd)
 	}
-	pr, pw := io.Pipe()
+	pw := newBufPipe(pipeDepth)
 	st.md5 = md5.New()
-	body := io.TeeReader(io.MultiReader(append(srcs, bytes.NewReader(st.head), pr)...), st.md5)
+	body := io.TeeReader(io.MultiReader(append(srcs, bytes.NewReader(st.head), pw)...), st.md5)
 	st.upload, st.key, st.pw, st.cancel, st.done = id, key, pw, ucancel, make(chan struct{})
 	st.head = nil
 	f.uploads.Add(1)
@@ -425,7 +429,7 @@ func (st *stream) start(ctx context.Context) error {
 		if st.err == nil {
 			st.err = uctx.Err()
 		}
-		pr.CloseWithError(errOr(st.err, errUploadEnded))
+		pw.stop(errOr(st.err, errUploadEnded))
 	}()
 	return nil
 }

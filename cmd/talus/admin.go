@@ -61,6 +61,7 @@ func runAdmin(ctx context.Context, args []string, stdout io.Writer) error {
 		"bucket": {"list": adminBucketList, "create": adminBucketCreate, "delete": adminBucketDelete},
 		"meta":   {"status": adminMetaStatus, "add": adminMetaAdd, "remove": adminMetaRemove},
 		"node":   {"list": adminNodeList, "drain": adminNodeDrain, "remove": adminNodeRemove},
+		"scrub":  {"start": adminScrubStart, "status": adminScrubStatus},
 	}
 	if fn := clusterCommand(args); fn != nil {
 		return fn(ctx, args[1:], stdout)

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/talusfs/talus/client"
 	"github.com/talusfs/talus/meta/metaapi"
@@ -76,6 +77,42 @@ func TestAdminClusterCommands(t *testing.T) {
 	out, _, err = run("rebalance", "--plan")
 	if err != nil || !strings.Contains(out, "0 shard moves") {
 		t.Fatalf("rebalance --plan: %v %q", err, out)
+	}
+
+	// Scrub every server and wait for the passes: six shards verified, none
+	// corrupt.
+	if out, _, err = run("scrub", "start"); err != nil || !strings.Contains(out, "CORRUPT") {
+		t.Fatalf("scrub start: %v %q", err, out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, _, err = run("scrub", "status", "--json")
+		var rows []struct {
+			Status struct {
+				Completed, Requested, Shards, Corrupt int64
+			}
+		}
+		if err != nil || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 6 {
+			t.Fatalf("scrub status --json: %v %q", err, out)
+		}
+		done, verified, corrupt := 0, int64(0), int64(0)
+		for _, r := range rows {
+			if r.Status.Completed >= r.Status.Requested && r.Status.Requested > 0 {
+				done++
+			}
+			verified += r.Status.Shards
+			corrupt += r.Status.Corrupt
+		}
+		if done == 6 {
+			if verified != 6 || corrupt != 0 {
+				t.Fatalf("scrub verified %d shards with %d corrupt, want 6 and 0:\n%s", verified, corrupt, out)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("scrub passes not done after 30s:\n%s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	// Every server holds a shard of the object: removal is refused.
