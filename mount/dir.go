@@ -57,15 +57,6 @@ func (d *node) cached(name string) (e entry, found, known bool) {
 func (d *node) setEntry(name string, e entry) {
 	d.mu.Lock()
 	d.seq++
-	d.mu.Unlock()
-	d.learn(name, e)
-}
-
-// learn records what a lookup found name to be. Unlike a change, it does
-// not keep a listing in progress from being cached: both are snapshots, and
-// the change feed reports what happens after either.
-func (d *node) learn(name string, e entry) {
-	d.mu.Lock()
 	if d.list != nil {
 		d.list.entries[name] = e
 		delete(d.list.stale, name)
@@ -73,18 +64,39 @@ func (d *node) learn(name string, e entry) {
 	d.mu.Unlock()
 }
 
-// dropEntry records that name is gone: a change when this mount removed
-// it, else what a lookup found.
-func (d *node) dropEntry(name string, change bool) {
+// dropEntry records that this mount removed name.
+func (d *node) dropEntry(name string) {
 	d.mu.Lock()
-	if change {
-		d.seq++
-	}
+	d.seq++
 	if d.list != nil {
 		delete(d.list.entries, name)
 		delete(d.list.stale, name)
 	}
 	d.mu.Unlock()
+}
+
+// seqNow is the directory's change count; take it before a lookup whose
+// answer goes to learn.
+func (d *node) seqNow() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.seq
+}
+
+// learn records what a lookup found name to be (found false: absent),
+// unless the directory changed since seq: the answer may predate that.
+func (d *node) learn(seq uint64, name string, e entry, found bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.list == nil || d.seq != seq {
+		return
+	}
+	if found {
+		d.list.entries[name] = e
+	} else {
+		delete(d.list.entries, name)
+	}
+	delete(d.list.stale, name)
 }
 
 // takeEntry removes name and returns what it was, if known.
@@ -188,37 +200,40 @@ func (d *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	if e := checkName(name); e != 0 {
 		return nil, e
 	}
-	if ch := d.GetChild(name); ch != nil && ch.Operations().(*node).local() {
-		ch.Operations().(*node).fillEntry(out)
-		return ch, 0
+	var gen uint64
+	if ch := d.GetChild(name); ch != nil {
+		c := ch.Operations().(*node)
+		if c.local() {
+			c.fillEntry(out)
+			return ch, 0
+		}
+		gen = c.gen()
 	}
 	e, found, known := d.cached(name)
 	if !known {
 		cctx, cancel := d.fsys.ctx(ctx)
 		defer cancel()
+		seq := d.seqNow()
 		var err error
 		if e, found, err = d.fetchEntry(cctx, name); err != nil {
 			return nil, d.fsys.logErr("lookup", name, err)
 		}
-		if found {
-			d.learn(name, e)
-		} else {
-			d.dropEntry(name, false)
-		}
+		d.learn(seq, name, e, found)
 	}
 	if !found {
 		return nil, syscall.ENOENT
 	}
-	return d.adopt(ctx, name, e, out), 0
+	return d.adopt(ctx, name, e, gen, out), 0
 }
 
 // adopt returns the node for an entry of d: the one already in the tree if
 // it is the same kind of thing, else a new one.
-func (d *node) adopt(ctx context.Context, name string, e entry, out *fuse.EntryOut) *fs.Inode {
+// gen is the existing child's gen from before e was fetched.
+func (d *node) adopt(ctx context.Context, name string, e entry, gen uint64, out *fuse.EntryOut) *fs.Inode {
 	a := attrsOf(e.obj, e.kind, d.fsys.def)
 	if ch := d.GetChild(name); ch != nil {
 		if c := ch.Operations().(*node); c.kind == e.kind {
-			c.refresh(a, e.marker)
+			c.refresh(gen, a, e.marker)
 			c.fillEntry(out)
 			return ch
 		}
@@ -507,7 +522,7 @@ func (d *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if err := d.fsys.cl.Delete(cctx, d.fsys.bucket, key); err != nil {
 		return d.fsys.logErr("unlink", key, err)
 	}
-	d.dropEntry(name, true)
+	d.dropEntry(name)
 	d.touchDir()
 	return 0
 }
@@ -519,6 +534,7 @@ func (d *node) touchDir() {
 	now := time.Now()
 	d.mu.Lock()
 	d.a.mtime, d.a.ctime = now, now
+	d.agen++
 	d.mu.Unlock()
 }
 
@@ -562,7 +578,7 @@ func (d *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if err := d.fsys.cl.Delete(cctx, d.fsys.bucket, key); err != nil {
 		return d.fsys.logErr("rmdir", key, err)
 	}
-	d.dropEntry(name, true)
+	d.dropEntry(name)
 	d.touchDir()
 	return 0
 }
@@ -644,7 +660,7 @@ func (d *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	case err != nil:
 		return d.fsys.logErr("rename", from, err)
 	}
-	if ch := np.GetChild(newName); ch != nil {
+	if ch := np.GetChild(newName); ch != nil && ch != d.GetChild(name) {
 		ch.Operations().(*node).markGone()
 	}
 	if e, ok := d.takeEntry(name); ok {
@@ -659,6 +675,7 @@ func (d *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 		c := ch.Operations().(*node)
 		c.mu.Lock()
 		c.a.ctime = time.Now()
+		c.agen++
 		c.mu.Unlock()
 	}
 	return 0

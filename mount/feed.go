@@ -174,10 +174,11 @@ func (f *fsys) invalidate(ctx context.Context, key string, whole bool, echoes []
 func (f *fsys) revalidateDir(ctx context.Context, dir *node, name string, c *node) {
 	cctx, cancel := f.ctx(ctx)
 	defer cancel()
+	gen, seq := c.gen(), dir.seqNow()
 	e, found, err := dir.fetchEntry(cctx, name)
 	if err == nil && found && e.kind == kindDir {
-		dir.learn(name, e)
-		c.refresh(attrsOf(e.obj, kindDir, f.def), e.marker)
+		dir.learn(seq, name, e, true)
+		c.refresh(gen, attrsOf(e.obj, kindDir, f.def), e.marker)
 		f.notifyContent(c)
 		return
 	}
@@ -264,6 +265,7 @@ func (f *fsys) verifyEchoes(ctx context.Context, echoes []echo) {
 				if errno != 0 {
 					return
 				}
+				seq := dir.seqNow()
 				cctx, cancel := f.ctx(ctx)
 				o, err := f.cl.Head(cctx, f.bucket, key)
 				cancel()
@@ -275,7 +277,7 @@ func (f *fsys) verifyEchoes(ctx context.Context, echoes []echo) {
 					return
 				}
 				o.Segments, o.Inline = nil, nil
-				dir.learn(e.name, entry{kind: e.n.kind, obj: o})
+				dir.learn(seq, e.name, entry{kind: e.n.kind, obj: o}, true)
 			}()
 		}
 	}

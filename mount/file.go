@@ -66,6 +66,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	n.mu.Unlock()
 	var obj metaapi.Object
 	if s == nil && !(write && trunc) {
+		gen := n.gen()
 		cctx, cancel := n.fsys.ctx(ctx)
 		var err error
 		obj, err = n.fsys.meta.Object(cctx, n.fsys.bucket, key)
@@ -73,7 +74,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		if err != nil {
 			return nil, 0, n.fsys.logErr("open", key, err)
 		}
-		n.refresh(attrsOf(obj, kindFile, n.fsys.def), false)
+		n.refresh(gen, attrsOf(obj, kindFile, n.fsys.def), false)
 	}
 	if !write {
 		h := &handle{n: n}
@@ -91,7 +92,10 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	n.mu.Unlock()
 	h := &handle{n: n, write: true, append: flags&syscall.O_APPEND != 0}
 	if trunc {
-		if err := s.truncate(ctx, 0); err != nil {
+		cctx, cancel := n.fsys.ctx(ctx)
+		err := s.truncate(cctx, 0)
+		cancel()
+		if err != nil {
 			n.unref()
 			return nil, 0, n.fsys.logErr("truncate", key, err)
 		}
@@ -156,7 +160,9 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 		off = s.size
 		s.mu.Unlock()
 	}
-	n, err := s.write(ctx, data, off)
+	cctx, cancel := h.n.fsys.ctx(ctx)
+	defer cancel()
+	n, err := s.write(cctx, data, off)
 	if err != nil {
 		return uint32(n), h.n.fsys.logErr("write", h.n.name(), err)
 	}
@@ -255,6 +261,7 @@ func (n *node) revert() {
 func (n *node) stored(o metaapi.Object) {
 	n.mu.Lock()
 	n.a.etag, n.a.meta, n.a.size = o.ETag, o.Meta, o.Size
+	n.agen++
 	n.at, n.ep = time.Now(), n.fsys.epoch.Load()
 	n.mu.Unlock()
 	if name, p := n.Parent(); p != nil {

@@ -84,6 +84,13 @@ func TestCreateReadOnly(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("stat: %v, %v", st, err)
 	}
+	// Mode 0000 stays 0000.
+	if err := os.WriteFile(filepath.Join(dir, "none"), nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "none")); err != nil || st.Mode().Perm() != 0 {
+		t.Fatalf("stat of a mode 0000 file: %v, %v", st, err)
+	}
 }
 
 func TestAppendTruncateRandomWrite(t *testing.T) {

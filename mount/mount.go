@@ -180,6 +180,8 @@ func New(ctx context.Context, dir string, opts Options) (*Mount, error) {
 		EntryTimeout:    &ttl,
 		AttrTimeout:     &ttl,
 		NegativeTimeout: &ttl,
+		// Mode 0000 is a mode like any other (open(2) may create it).
+		NullPermissions: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mount %s on %s: %w", opts.Bucket, dir, err)
@@ -279,9 +281,12 @@ func (f *fsys) fresh(at time.Time, ep uint64) bool {
 	return time.Since(at) < ttl
 }
 
-// ctx bounds one filesystem call's work on the cluster.
+// ctx bounds one filesystem call's work on the cluster. It ignores the
+// kernel's interrupts: a Go program's threads get signals all the time
+// (goroutine preemption), and an interrupted close would report EINTR for a
+// file that may well have been stored; the timeout bounds the wait instead.
 func (f *fsys) ctx(parent context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(parent, f.opts.Timeout)
+	return context.WithTimeout(context.WithoutCancel(parent), f.opts.Timeout)
 }
 
 // readOnly answers a change on a read-only mount.

@@ -34,6 +34,11 @@ type node struct {
 	ep uint64
 	// marker is whether a directory has its own marker object.
 	marker bool
+	// agen counts local changes to a, and busy those on their way to the
+	// store, so that attributes fetched before one do not overwrite it (see
+	// refresh).
+	agen uint64
+	busy int
 	// gone is set once the node's name was unlinked or renamed over: an open
 	// file then keeps working but is never stored.
 	gone bool
@@ -141,12 +146,21 @@ func (n *node) fillAttr(out *fuse.Attr) {
 
 func (n *node) fillEntry(out *fuse.EntryOut) { n.fillAttr(&out.Attr) }
 
-// refresh takes attributes fetched from the store, unless the node's own
-// unstored state is newer.
-func (n *node) refresh(a attrs, marker bool) {
+// gen is the node's count of local attribute changes; take it before
+// fetching attributes to hand to refresh.
+func (n *node) gen() uint64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.sess != nil && n.sess.unstored() {
+	return n.agen
+}
+
+// refresh takes attributes fetched from the store, unless the node changed
+// them itself since gen (the fetch may predate that change) or has unstored
+// state.
+func (n *node) refresh(gen uint64, a attrs, marker bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.agen != gen || n.busy > 0 || n.sess != nil && n.sess.unstored() {
 		return
 	}
 	if a.etag != n.a.etag {
@@ -212,6 +226,7 @@ func (n *node) reload(ctx context.Context) syscall.Errno {
 	parent := p.Operations().(*node)
 	cctx, cancel := n.fsys.ctx(ctx)
 	defer cancel()
+	gen := n.gen()
 	e, found, err := parent.fetchEntry(cctx, name)
 	if err != nil {
 		return n.fsys.logErr("stat", name, err)
@@ -221,7 +236,7 @@ func (n *node) reload(ctx context.Context) syscall.Errno {
 		// kernel's entry, and the next lookup gets a new node.
 		return syscall.ENOENT
 	}
-	n.refresh(attrsOf(e.obj, e.kind, n.fsys.def), e.marker)
+	n.refresh(gen, attrsOf(e.obj, e.kind, n.fsys.def), e.marker)
 	return 0
 }
 
@@ -275,6 +290,7 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 func (n *node) setMeta(ctx context.Context, change func(*attrs)) syscall.Errno {
 	n.mu.Lock()
 	change(&n.a)
+	n.agen++
 	unstored := n.sess != nil && n.sess.unstored()
 	n.mu.Unlock()
 	if unstored || n.IsRoot() && n.fsys.prefix == "" {
@@ -285,21 +301,30 @@ func (n *node) setMeta(ctx context.Context, change func(*attrs)) syscall.Errno {
 	if !ok {
 		return 0
 	}
+	// Attributes fetched while the change is on its way may predate it.
+	n.mu.Lock()
+	n.busy++
+	n.mu.Unlock()
 	cctx, cancel := n.fsys.ctx(ctx)
 	defer cancel()
 	o, err := n.fsys.rewriteMeta(cctx, key, n.kind, change)
+	n.mu.Lock()
+	n.busy--
+	n.agen++
+	if err == nil {
+		change(&n.a)
+		n.a.meta, n.a.etag = o.Meta, o.ETag
+		if n.kind == kindDir {
+			n.marker = true
+		}
+	}
+	n.mu.Unlock()
 	if err != nil {
 		return n.fsys.logErr("set attributes", key, err)
 	}
 	if name, p := n.Parent(); p != nil {
 		p.Operations().(*node).setEntry(name, entry{kind: n.kind, obj: o, marker: n.kind == kindDir})
 	}
-	n.mu.Lock()
-	n.a.meta, n.a.etag = o.Meta, o.ETag
-	if n.kind == kindDir {
-		n.marker = true
-	}
-	n.mu.Unlock()
 	return 0
 }
 

@@ -87,6 +87,7 @@ func (s *session) touch() {
 	now := time.Now()
 	s.n.mu.Lock()
 	s.n.a.size, s.n.a.mtime, s.n.a.ctime = s.size, now, now
+	s.n.agen++
 	s.n.mu.Unlock()
 }
 
