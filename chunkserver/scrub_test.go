@@ -106,17 +106,26 @@ func TestScrubFindsCorruptShards(t *testing.T) {
 	}
 	// Repair may fix a reported shard (and drop its report) before every
 	// scrub is done, so the reports are collected while the scrubs run.
+	// Repairing a reported shard reads the segment's others, and when one
+	// of those is damaged too the repair read finds it first: that is a
+	// true find, and the scrubber may then never see it damaged.
 	got := map[string]bool{}
+	byRepair := map[string]bool{}
 	collect := func() {
 		bad, err := cl.Meta().BadShards(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, b := range bad {
-			if !strings.HasPrefix(b.Reason, "scrub") {
-				t.Errorf("bad shard %s.%d reported for %q, not by the scrubber", b.Segment, b.Index, b.Reason)
+			key := b.Segment + "." + strconv.Itoa(b.Index) + "@" + b.Node
+			switch {
+			case strings.HasPrefix(b.Reason, "scrub"):
+			case strings.HasPrefix(b.Reason, "repair read"):
+				byRepair[key] = true
+			default:
+				t.Errorf("bad shard %s reported for %q, neither by the scrubber nor by a repair read", key, b.Reason)
 			}
-			got[b.Segment+"."+strconv.Itoa(b.Index)+"@"+b.Node] = true
+			got[key] = true
 		}
 	}
 	var found int64
@@ -138,11 +147,10 @@ func TestScrubFindsCorruptShards(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	if found != 20 {
-		t.Errorf("scrubbers counted %d corrupt shards, want 20", found)
-	}
-
 	collect()
+	if found > 20 || found < int64(20-len(byRepair)) {
+		t.Errorf("scrubbers counted %d corrupt shards, want 20 less the %d that repair reads found first", found, len(byRepair))
+	}
 	for k := range want {
 		if !got[k] {
 			t.Errorf("corrupted shard %s not reported", k)

@@ -134,7 +134,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		// A stopping process says goodbye; on loopback that takes
 		// milliseconds, not serf's default second.
 		sc.LeavePropagateDelay = 100 * time.Millisecond
-		sc.BroadcastTimeout = time.Second
+		// Leave returns once its intent has gone out, so the timeout
+		// only bounds a slow gossip round; one that runs out before the
+		// intent reaches anyone turns the goodbye into a failure.
+		sc.BroadcastTimeout = 5 * time.Second
 	}
 	ml.BindAddr, ml.BindPort = host, port
 	if cfg.Advertise != "" {
