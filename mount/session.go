@@ -3,11 +3,8 @@ package mount
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"sort"
@@ -354,7 +351,6 @@ type stream struct {
 	upload, key string // the multipart upload, once started, and its key
 	failed      error  // a write into the upload failed: bytes were lost
 	pw          *bufPipe
-	md5         hash.Hash
 	cancel      context.CancelFunc
 	done        chan struct{} // closed when the upload returned
 	part        metaapi.Part
@@ -418,8 +414,9 @@ func (st *stream) start(ctx context.Context) error {
 		srcs = append(srcs, rd)
 	}
 	pw := newBufPipe(pipeDepth)
-	st.md5 = md5.New()
-	body := io.TeeReader(io.MultiReader(append(srcs, bytes.NewReader(st.head), pw)...), st.md5)
+	// The upload is one part holding every byte of the file, so its ETag
+	// (the MD5 PutPart computes as it reads) is the file's.
+	body := io.MultiReader(append(srcs, bytes.NewReader(st.head), pw)...)
 	st.upload, st.key, st.pw, st.cancel, st.done = id, key, pw, ucancel, make(chan struct{})
 	st.head = nil
 	f.uploads.Add(1)
@@ -467,7 +464,7 @@ func (st *stream) store(ctx context.Context, key string, opts client.PutOptions)
 	}
 	defer f.abortUpload(st.key, st.upload)
 	obj := metaapi.Object{
-		Bucket: f.bucket, Key: key, Size: st.written, ETag: hex.EncodeToString(st.md5.Sum(nil)),
+		Bucket: f.bucket, Key: key, Size: st.written, ETag: part.ETag,
 		ContentType: opts.ContentType, Meta: opts.Meta,
 	}
 	for _, seg := range part.Segments {
