@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/talusfs/talus/chunkserver"
+	"github.com/talusfs/talus/internal/multimd5"
 	"github.com/talusfs/talus/meta/metaapi"
 	"github.com/talusfs/talus/placement"
 )
@@ -55,6 +56,7 @@ type Client struct {
 	log    *slog.Logger
 	meta   *metaapi.Client
 	chunks *chunkserver.Client
+	md5    *multimd5.Pool // ETags of concurrent uploads, hashed together
 
 	mu   sync.Mutex
 	ring *ringState
@@ -92,6 +94,7 @@ func New(cfg Config) (*Client, error) {
 		log:    cfg.Logger,
 		meta:   mc,
 		chunks: chunkserver.NewClient(cfg.Secret, cfg.HTTPClient),
+		md5:    multimd5.New(),
 	}, nil
 }
 

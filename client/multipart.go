@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/md5"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -43,7 +42,8 @@ func (c *Client) PutPart(ctx context.Context, bucket, key, uploadID string, n in
 	if _, err := c.meta.Upload(ctx, bucket, key, uploadID); err != nil {
 		return part, fmt.Errorf("upload part %d of %s/%s: %w", n, bucket, key, err)
 	}
-	h := md5.New()
+	h := c.md5.New()
+	defer h.Close()
 	segs, total, err := c.writeSegments(ctx, &hashReader{r: r, h: h}, size)
 	if err != nil {
 		return part, fmt.Errorf("upload part %d of %s/%s: %w", n, bucket, key, err)

@@ -49,7 +49,6 @@ func (c *Client) Put(ctx context.Context, bucket, key string, r io.Reader, size 
 		return metaapi.Object{}, fmt.Errorf("put %s/%s: %w", bucket, key, err)
 	}
 	obj := metaapi.Object{Bucket: bucket, Key: key, ContentType: opts.ContentType, Meta: opts.Meta}
-	h := md5.New()
 
 	// Small objects go inline into the metadata record: one round trip, no
 	// chunk-server files for bodies that would make k+m tiny shards.
@@ -61,7 +60,7 @@ func (c *Client) Put(ctx context.Context, bucket, key string, r io.Reader, size 
 		if err := expectEOF(r); err != nil {
 			return obj, fmt.Errorf("put %s/%s: %w", bucket, key, err)
 		}
-		return c.commitInline(ctx, obj, buf, h, opts)
+		return c.commitInline(ctx, obj, buf, opts)
 	}
 	br := bufio.NewReaderSize(r, int(max(rs.InlineMax+1, 16<<10)))
 	if size < 0 {
@@ -70,7 +69,7 @@ func (c *Client) Put(ctx context.Context, bucket, key string, r io.Reader, size 
 			if err != io.EOF {
 				return obj, fmt.Errorf("put %s/%s: read body: %w", bucket, key, err)
 			}
-			return c.commitInline(ctx, obj, append([]byte(nil), head...), h, opts)
+			return c.commitInline(ctx, obj, append([]byte(nil), head...), opts)
 		}
 	}
 	if _, err := c.meta.Bucket(ctx, bucket); err != nil {
@@ -78,6 +77,8 @@ func (c *Client) Put(ctx context.Context, bucket, key string, r io.Reader, size 
 		return obj, fmt.Errorf("put %s/%s: %w", bucket, key, err)
 	}
 
+	h := c.md5.New()
+	defer h.Close()
 	segs, total, err := c.writeSegments(ctx, &hashReader{r: br, h: h}, size)
 	if err != nil {
 		return obj, fmt.Errorf("put %s/%s: %w", bucket, key, err)
@@ -152,9 +153,9 @@ func (c *Client) writeSegments(ctx context.Context, r io.Reader, size int64) ([]
 	}
 }
 
-func (c *Client) commitInline(ctx context.Context, obj metaapi.Object, data []byte, h hash.Hash, opts PutOptions) (metaapi.Object, error) {
-	h.Write(data)
-	sum := h.Sum(nil)
+func (c *Client) commitInline(ctx context.Context, obj metaapi.Object, data []byte, opts PutOptions) (metaapi.Object, error) {
+	digest := md5.Sum(data)
+	sum := digest[:]
 	if err := checkMD5(sum, opts.MD5); err != nil {
 		return obj, fmt.Errorf("put %s/%s: %w", obj.Bucket, obj.Key, err)
 	}

@@ -161,12 +161,19 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	chunkPort := fs.Int("chunk-port", 7701, "first chunk server port (0: any free ports)")
 	s3Port := fs.Int("s3-port", 9000, "S3 gateway port (0: any free port)")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
+	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (default: off)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	log, err := newLogger(*logLevel)
 	if err != nil {
 		return err
+	}
+	var profiles string
+	if *pprofAddr != "" {
+		if profiles, err = servePprof(ctx, *pprofAddr, log); err != nil {
+			return err
+		}
 	}
 	if err := checkLayout(*k, *m); err != nil {
 		return err
@@ -210,6 +217,9 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "  chunk %d       http://%s  %s\n", i, ch.Addr(), c.ChunkDir(i))
 	}
 	fmt.Fprintf(stdout, "  S3 gateway    http://%s\n", g.Addr())
+	if profiles != "" {
+		fmt.Fprintf(stdout, "  profiles      http://%s/debug/pprof/\n", profiles)
+	}
 	fmt.Fprintf(stdout, "  secret        %s/secret (export TALUS_SECRET=$(cat %s/secret))\n", *dir, *dir)
 	if created {
 		fmt.Fprintf(stdout, "  S3 root credentials (shown once; kept in %s/root-credentials):\n", *dir)
