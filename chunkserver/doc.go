@@ -17,12 +17,14 @@
 //
 // A shard is written to <disk>/tmp (with O_DIRECT where the filesystem
 // allows it: with the flush that follows anyway, that costs a fraction of
-// the CPU of going through the page cache), flushed, renamed into place and
-// the rename flushed before the PUT is answered, so an acknowledged shard
-// survives power loss. The flushes are syncfs(2) calls shared by every
-// write in flight on the disk (groupSync): two device flushes per batch of
-// concurrent writes rather than two per shard. A crash at any
-// earlier point leaves only a temp file, which New deletes. Every read
+// the CPU of going through the page cache), renamed into place and then
+// flushed, data and rename together, before the PUT is answered, so an
+// acknowledged shard survives power loss. The flush is a syncfs(2) call
+// shared by every write in flight on the disk (groupSync): one device
+// flush per batch of concurrent writes rather than two per shard. A crash
+// before the rename leaves only a temp file, which New deletes; a crash
+// between the rename and the flush may leave an unacknowledged shard with
+// some data lost, which its checksums make read as corrupt. Every read
 // verifies a CRC32C per 64 KiB block before sending any byte of that
 // block, so bit rot is never served; VerifyShard reads a whole shard for
 // scrubbing.

@@ -53,12 +53,12 @@ type Config struct {
 	ReportCorrupt func(context.Context, []CorruptShard) error
 
 	// For tests and benchmarks in this package.
-	blockSize   int64                       // checksum block size; 0 = defaultBlockSize
-	ioSize      int                         // I/O buffer size; 0 = defaultIOSize
-	skipDirSync bool                        // flush the data but not the rename
-	noDirect    bool                        // write shards through the page cache
-	directMin   int64                       // smallest shard written with O_DIRECT; 0 = defaultDirectMin
-	writeFault  func(diskPath string) error // error to inject before each data write
+	blockSize        int64                       // checksum block size; 0 = defaultBlockSize
+	ioSize           int                         // I/O buffer size; 0 = defaultIOSize
+	syncBeforeRename bool                        // flush the data before the rename too (the old scheme)
+	noDirect         bool                        // write shards through the page cache
+	directMin        int64                       // smallest shard written with O_DIRECT; 0 = defaultDirectMin
+	writeFault       func(diskPath string) error // error to inject before each data write
 }
 
 const (
@@ -90,15 +90,15 @@ type Server struct {
 	disks    []*disk
 	secret   []byte
 
-	reserve      int64
-	maxShardSize int64
-	noSync       bool
-	skipDirSync  bool
-	noDirect     bool
-	directMin    int64
-	writeFault   func(string) error
-	blockSize    int64
-	blockOp      uint32 // crcShift(blockSize)
+	reserve          int64
+	maxShardSize     int64
+	noSync           bool
+	syncBeforeRename bool
+	noDirect         bool
+	directMin        int64
+	writeFault       func(string) error
+	blockSize        int64
+	blockOp          uint32 // crcShift(blockSize)
 
 	bufs    sync.Pool // *ioState
 	ioSize  int
@@ -130,19 +130,19 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("chunkserver: more DiskLimits than Disks")
 	}
 	s := &Server{
-		id:           cfg.ID,
-		zone:         cfg.Zone,
-		log:          cfg.Logger,
-		secret:       cfg.Secret,
-		reserve:      cfg.ReserveBytes,
-		maxShardSize: cfg.MaxShardSize,
-		noSync:       cfg.NoSync,
-		skipDirSync:  cfg.skipDirSync,
-		noDirect:     cfg.noDirect,
-		directMin:    cfg.directMin,
-		writeFault:   cfg.writeFault,
-		blockSize:    cfg.blockSize,
-		ioSize:       cfg.ioSize,
+		id:               cfg.ID,
+		zone:             cfg.Zone,
+		log:              cfg.Logger,
+		secret:           cfg.Secret,
+		reserve:          cfg.ReserveBytes,
+		maxShardSize:     cfg.MaxShardSize,
+		noSync:           cfg.NoSync,
+		syncBeforeRename: cfg.syncBeforeRename,
+		noDirect:         cfg.noDirect,
+		directMin:        cfg.directMin,
+		writeFault:       cfg.writeFault,
+		blockSize:        cfg.blockSize,
+		ioSize:           cfg.ioSize,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
