@@ -20,7 +20,10 @@ import (
 // -mount.benchsize bytes both ways and reports both rates and their ratio.
 //
 //	go test -run '^$' -bench Sequential -benchtime 1x -mount.benchsize 2GiB ./mount/
-var benchSize = flag.String("mount.benchsize", "1GiB", "file size of the sequential mount benchmarks (MiB or GiB suffix)")
+var (
+	benchSize   = flag.String("mount.benchsize", "1GiB", "file size of the sequential mount benchmarks (MiB or GiB suffix)")
+	benchDirect = flag.Bool("mount.directio", false, "mount with Options.DirectIO in the sequential benchmarks")
+)
 
 const benchBlock = 1 << 20 // what fio, dd bs=1M and cp hand the kernel at a time
 
@@ -125,7 +128,7 @@ func BenchmarkSequentialWrite(b *testing.B) {
 func BenchmarkSequentialRead(b *testing.B) {
 	size := benchBytes(b)
 	bucket := newBucket(b)
-	dir := mountAt(b, bucket, mount.Options{})
+	dir := mountAt(b, bucket, mount.Options{DirectIO: *benchDirect})
 	ctx := context.Background()
 	if _, err := env.client.Put(ctx, bucket, "big", &benchBody{block: newBenchBlock(), left: size}, size, client.PutOptions{}); err != nil {
 		b.Fatal(err)

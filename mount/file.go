@@ -81,6 +81,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		if s == nil {
 			h.rd = newFileReader(n.fsys.cl, obj)
 		}
+		if n.fsys.opts.DirectIO {
+			return h, fuse.FOPEN_DIRECT_IO, 0
+		}
 		return h, 0, 0
 	}
 	n.mu.Lock()
@@ -112,21 +115,24 @@ func (h *handle) session() *session {
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	cctx, cancel := h.n.fsys.ctx(ctx)
 	defer cancel()
-	var n int
+	var res fuse.ReadResult
 	var err error
 	// A write session in this mount has the newest bytes.
 	if s := h.session(); s != nil {
-		n, err = s.read(cctx, dest, off)
+		res, err = s.read(cctx, dest, off)
 	} else {
 		var rd *fileReader
 		if rd, err = h.reader(cctx); err == nil {
-			n, err = rd.ReadAt(cctx, dest, off)
+			res, err = rd.read(cctx, dest, off)
 		}
 	}
 	if err != nil {
+		if res != nil {
+			res.Done()
+		}
 		return nil, h.n.fsys.logErr("read", h.n.name(), err)
 	}
-	return fuse.ReadResultData(dest[:n]), 0
+	return res, 0
 }
 
 // reader returns the handle's reader of a stored version; a handle opened

@@ -63,6 +63,14 @@ type Options struct {
 	// CacheTTL is how long this process trusts a directory listing or
 	// attributes while the change feed is healthy. Default 1 min.
 	CacheTTL time.Duration
+	// DirectIO opens files that are opened read-only with FOPEN_DIRECT_IO:
+	// their reads bypass the kernel's page cache, so each read(2) is one
+	// request to the mount, answered from its read-ahead. Streaming reads
+	// are faster (the kernel copies straight into the reader's buffer
+	// instead of into and out of the page cache); small reads are slower
+	// (each is a round trip to this process), and MAP_SHARED mappings of
+	// files opened read-only fail with ENODEV (private mappings work).
+	DirectIO bool
 	Logger   *slog.Logger
 	// Debug logs every FUSE request and answer.
 	Debug bool

@@ -8,11 +8,13 @@ import (
 // bufPipe is io.Pipe with a bounded queue between the two sides, so that
 // the kernel's next write and the upload of the previous ones overlap: with
 // a synchronous pipe every write would wait until the erasure encoder had
-// taken all of it. The writer's bytes are copied; at most depth writes wait
+// taken all of it. The writer's bytes are copied (FUSE reuses its request
+// buffer once Write returns) into pooled buffers; at most depth writes wait
 // in the queue.
 type bufPipe struct {
 	ch     chan []byte
 	cur    []byte // what the reader has left of the current write
+	buf    []byte // the pooled buffer cur is part of
 	werr   error  // set before ch is closed: nil means EOF
 	closed sync.Once
 
@@ -32,7 +34,7 @@ func (p *bufPipe) Write(b []byte) (int, error) {
 		return 0, p.rerr
 	default:
 	}
-	c := make([]byte, len(b))
+	c := getBuf(len(b))
 	copy(c, b)
 	select {
 	case p.ch <- c:
@@ -59,6 +61,10 @@ func (p *bufPipe) CloseWithError(err error) error {
 // Read implements io.Reader for the upload.
 func (p *bufPipe) Read(b []byte) (int, error) {
 	for len(p.cur) == 0 {
+		if p.buf != nil {
+			putBuf(p.buf)
+			p.buf = nil
+		}
 		c, ok := <-p.ch
 		if !ok {
 			if p.werr != nil {
@@ -66,7 +72,7 @@ func (p *bufPipe) Read(b []byte) (int, error) {
 			}
 			return 0, io.EOF
 		}
-		p.cur = c
+		p.cur, p.buf = c, c
 	}
 	n := copy(b, p.cur)
 	p.cur = p.cur[n:]
@@ -79,4 +85,27 @@ func (p *bufPipe) stop(err error) {
 		p.rerr = err
 		close(p.done)
 	})
+}
+
+// bufSize is the size of pooled buffers: the largest FUSE write or read
+// (MountOptions.MaxWrite), and the read-ahead's piece size.
+const bufSize = 1 << 20
+
+var bufPool = sync.Pool{New: func() any { return new([bufSize]byte) }}
+
+// getBuf returns a buffer of n bytes, pooled when n is at most bufSize. Its
+// contents are garbage.
+func getBuf(n int) []byte {
+	if n > bufSize {
+		return make([]byte, n)
+	}
+	return bufPool.Get().(*[bufSize]byte)[:n]
+}
+
+// putBuf returns a buffer from getBuf to the pool; nothing may use it
+// afterwards.
+func putBuf(b []byte) {
+	if cap(b) == bufSize {
+		bufPool.Put((*[bufSize]byte)(b[:bufSize]))
+	}
 }

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hanwen/go-fuse/v2/fuse"
+
 	"github.com/talusfs/talus/client"
 	"github.com/talusfs/talus/meta/metaapi"
 )
@@ -131,29 +133,30 @@ func (s *session) fail(err error) error {
 	return err
 }
 
-func (s *session) read(ctx context.Context, p []byte, off int64) (int, error) {
+func (s *session) read(ctx context.Context, p []byte, off int64) (fuse.ReadResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
-		return 0, s.err
+		return nil, s.err
 	}
 	if off >= s.size {
-		return 0, nil
+		return fuse.ReadResultData(nil), nil
 	}
 	p = p[:min(int64(len(p)), s.size-off)]
 	if s.st != nil {
 		// Reading what is being streamed: the bytes are needed locally now.
 		if err := s.toSpool(ctx); err != nil {
-			return 0, s.fail(err)
+			return nil, s.fail(err)
 		}
 	}
 	if s.sp != nil {
-		return s.sp.read(ctx, s.f.cl, p, off)
+		n, err := s.sp.read(ctx, s.f.cl, p, off)
+		return fuse.ReadResultData(p[:n]), err
 	}
 	if s.rd == nil {
 		s.rd = newFileReader(s.f.cl, s.base)
 	}
-	return s.rd.ReadAt(ctx, p, off)
+	return s.rd.read(ctx, p, off)
 }
 
 func (s *session) truncate(ctx context.Context, size int64) error {
