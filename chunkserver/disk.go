@@ -47,7 +47,7 @@ type disk struct {
 
 	noDirect atomic.Bool // the filesystem refused O_DIRECT
 
-	durable groupSync // batches the flushes of concurrent shard writes
+	durable *groupSync // batches the flushes of concurrent shard writes
 
 	count    atomic.Int64 // committed shard files
 	used     atomic.Int64 // bytes of committed shard files
@@ -69,7 +69,7 @@ func (d *disk) shardPath(id string) string {
 // openDisk prepares dir for use: creates the layout, takes the lock, reads
 // or creates the disk id, removes temp files left by a crash, and counts
 // the shards.
-func openDisk(ctx context.Context, dir string, limit int64) (*disk, int, error) {
+func openDisk(ctx context.Context, dir string, limit int64, shared *SharedFlush) (*disk, int, error) {
 	d := &disk{
 		path:   dir,
 		shards: filepath.Join(dir, shardsDir),
@@ -121,13 +121,28 @@ func openDisk(ctx context.Context, dir string, limit int64) (*disk, int, error) 
 	if err != nil {
 		return d, 0, err
 	}
+	if shared != nil {
+		if d.durable, err = shared.group(dir); err != nil {
+			return d, 0, err
+		}
+	} else {
+		d.durable = &groupSync{flush: func() error { return syncFS(lock) }}
+	}
 	d.lock = lock
-	d.durable.flush = func() error { return syncFS(lock) }
 	ok = true
 	return d, removed, nil
 }
 
 var errDiskInUse = errors.New("disk in use")
+
+// filesystemID identifies the filesystem holding dir.
+func filesystemID(dir string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return 0, fmt.Errorf("stat %s: %w", dir, err)
+	}
+	return uint64(st.Dev), nil
+}
 
 // cleanTmp empties the temp directory, creating it if needed, and returns
 // how many files it removed. A file there is a write that never

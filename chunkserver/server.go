@@ -42,6 +42,9 @@ type Config struct {
 	// Acknowledged shards can then be lost on power failure or kernel
 	// crash (not on a process crash). For tests and throwaway clusters.
 	NoSync bool
+	// SharedFlush, if set, shares the flushes of disks on one filesystem
+	// with the other servers in this process given the same SharedFlush.
+	SharedFlush *SharedFlush
 
 	// ScrubBandwidth caps the bytes/s the scrubber reads (default
 	// DefaultScrubBandwidth); ScrubInterval is how long a full pass
@@ -178,7 +181,7 @@ func New(cfg Config) (*Server, error) {
 			limit = cfg.DiskLimits[i]
 		}
 		wg.Go(func() {
-			d, removed, err := openDisk(context.Background(), dir, limit)
+			d, removed, err := openDisk(context.Background(), dir, limit, cfg.SharedFlush)
 			s.disks[i], errs[i] = d, err
 			if removed > 0 {
 				s.log.Info("removed temp files of interrupted writes", "disk", dir, "files", removed)

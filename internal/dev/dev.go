@@ -56,6 +56,9 @@ type Cluster struct {
 	// Metadata nodes keep their API and Raft addresses across restarts,
 	// because their peers and clients know them by these.
 	metaAddrs, raftAddrs []string
+	// flush is shared by every chunk server: their directories are on
+	// one filesystem, which one syncfs makes durable for all of them.
+	flush *chunkserver.SharedFlush
 }
 
 // Start starts the cluster and waits until every chunk server has registered.
@@ -85,7 +88,8 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if opts.Metas == 0 {
 		opts.Metas = 1
 	}
-	c := &Cluster{opts: opts, ctx: ctx, Chunks: make([]*node.Chunk, opts.Chunks), Metas: make([]*node.Meta, opts.Metas)}
+	c := &Cluster{opts: opts, ctx: ctx, Chunks: make([]*node.Chunk, opts.Chunks), Metas: make([]*node.Meta, opts.Metas),
+		flush: chunkserver.NewSharedFlush()}
 	for i := range opts.Metas {
 		// Fixed ports: API 7700, 7710, 7720..., Raft 100 above. Port 0:
 		// free ports chosen now and kept.
@@ -211,10 +215,11 @@ func (c *Cluster) StartChunk(i int) error {
 		return fmt.Errorf("chunk server %d is already running", i)
 	}
 	cfg := chunkserver.Config{
-		Zone:   fmt.Sprintf("zone%d", i%c.opts.Zones),
-		Disks:  []string{c.ChunkDir(i)},
-		Secret: c.opts.Secret,
-		Logger: c.opts.Logger.With("role", "chunk", "chunk", i),
+		Zone:        fmt.Sprintf("zone%d", i%c.opts.Zones),
+		Disks:       []string{c.ChunkDir(i)},
+		Secret:      c.opts.Secret,
+		Logger:      c.opts.Logger.With("role", "chunk", "chunk", i),
+		SharedFlush: c.flush,
 	}
 	if c.opts.ChunkConfig != nil {
 		c.opts.ChunkConfig(i, &cfg)
@@ -331,6 +336,7 @@ func (c *Cluster) Stop() error {
 	for i := range c.Metas {
 		errs = append(errs, c.StopMeta(i))
 	}
+	errs = append(errs, c.flush.Close())
 	return errors.Join(errs...)
 }
 
