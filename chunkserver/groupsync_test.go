@@ -3,6 +3,8 @@ package chunkserver
 import (
 	"context"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -70,5 +72,42 @@ func TestCancelledWaitKeepsDiskHealthy(t *testing.T) {
 	close(release)
 	if !d.healthy() {
 		t.Fatal("a cancelled wait marked the disk failed")
+	}
+}
+
+// Servers given one SharedFlush share the group commit of the filesystem
+// their disks are on, and go on flushing when one of them stops.
+func TestSharedFlush(t *testing.T) {
+	sf := NewSharedFlush()
+	defer sf.Close()
+	root := t.TempDir()
+	var servers []*Server
+	for i := range 2 {
+		s, err := New(Config{Disks: []string{filepath.Join(root, fmt.Sprint("d", i))}, SharedFlush: sf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		servers = append(servers, s)
+	}
+	a, b := servers[0].disks[0].durable, servers[1].disks[0].durable
+	if a != b {
+		t.Fatal("two disks on one filesystem got separate group commits")
+	}
+	alone, err := New(Config{Disks: []string{filepath.Join(root, "alone")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alone.Close()
+	if alone.disks[0].durable == a {
+		t.Fatal("a server without the SharedFlush joined its group commit")
+	}
+	servers[0].Close()
+	before := b.batches.Load()
+	if err := servers[1].waitDurable(context.Background(), servers[1].disks[0], "sync shard"); err != nil {
+		t.Fatalf("flush after the other server stopped: %v", err)
+	}
+	if b.batches.Load() != before+1 {
+		t.Errorf("flushes %d, want %d", b.batches.Load(), before+1)
 	}
 }
