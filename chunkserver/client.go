@@ -47,7 +47,12 @@ func NewClient(secret []byte, hc *http.Client) *Client {
 			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     90 * time.Second,
 			DisableCompression:  true,
-			ReadBufferSize:      64 << 10,
+			// Small, so that the shard reads (a block or more) go
+			// straight into the caller's buffer: a read smaller than
+			// this buffer fills it and is copied out, and with 64 KiB
+			// that was most of the blocks of a large GET after a short
+			// read (BenchmarkGet64MiB in client/: 10-25% less CPU).
+			ReadBufferSize: 8 << 10,
 		}}
 	}
 	c := &Client{hc: hc, secret: secret}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,6 +37,7 @@ func runParallel(b *testing.B, conc int, size int64, op func(i int) error) {
 	var firstErr atomic.Value
 	b.SetBytes(size)
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	for range conc {
 		wg.Add(1)
 		go func() {
@@ -56,6 +58,7 @@ func runParallel(b *testing.B, conc int, size int64, op func(i int) error) {
 	}
 	wg.Wait()
 	b.StopTimer()
+	cpu := cpuTime() - cpu0
 	if err := firstErr.Load(); err != nil {
 		b.Fatal(err)
 	}
@@ -63,6 +66,15 @@ func runParallel(b *testing.B, conc int, size int64, op func(i int) error) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	// The whole process: client and cluster, as they share the machine.
+	b.ReportMetric(cpu.Seconds()*1000/float64(b.N), "cpu-ms/op")
+}
+
+// cpuTime is the CPU time, user and system, this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func benchPut(b *testing.B, size int64, conc int) {
