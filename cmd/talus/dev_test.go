@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,15 +36,17 @@ func buildTalus(t testing.TB) string {
 
 type devProcess struct {
 	meta, s3 string
+	profiles string // the --pprof address, if given
 	secret   []byte
 	dir      string
 }
 
 // startDev runs `talus dev` as a real process and parses where it listens.
-func startDev(t testing.TB, bin string) devProcess {
+func startDev(t testing.TB, bin string, extra ...string) devProcess {
 	t.Helper()
 	dir := t.TempDir()
-	cmd := exec.Command(bin, "dev", "--dir", dir, "--meta-port", "0", "--chunk-port", "0", "--s3-port", "0")
+	args := append([]string{"dev", "--dir", dir, "--meta-port", "0", "--chunk-port", "0", "--s3-port", "0"}, extra...)
+	cmd := exec.Command(bin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -78,6 +81,8 @@ func startDev(t testing.TB, bin string) devProcess {
 			p.meta = m[1]
 		case strings.Contains(line, "S3 gateway") && m != nil:
 			p.s3 = m[1]
+		case strings.Contains(line, "profiles") && m != nil:
+			p.profiles = m[1]
 		case strings.HasPrefix(line, "Ctrl-C"):
 			go io.Copy(io.Discard, stdout)
 			secret, err := os.ReadFile(filepath.Join(dir, "secret"))
@@ -94,7 +99,16 @@ func startDev(t testing.TB, bin string) devProcess {
 
 func TestDevCommand(t *testing.T) {
 	bin := buildTalus(t)
-	p := startDev(t, bin)
+	p := startDev(t, bin, "--pprof", "127.0.0.1:0")
+	// Profiles are served where it says, and only there.
+	resp, err := http.Get("http://" + p.profiles + "cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET %s/cmdline: %s", p.profiles, resp.Status)
+	}
 	cl, err := client.New(client.Config{Meta: []string{p.meta}, Secret: p.secret})
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +133,20 @@ func TestDevCommand(t *testing.T) {
 	bad, _ := client.New(client.Config{Meta: []string{p.meta}, Secret: []byte("wrong")})
 	if _, err := bad.Put(ctx, "smoke", "x", strings.NewReader("x"), 1, client.PutOptions{}); err == nil {
 		t.Fatal("a client with the wrong secret could write")
+	}
+}
+
+// A --pprof address that cannot be listened on stops talus dev with an
+// error that names it, before anything starts.
+func TestDevBadProfileAddress(t *testing.T) {
+	bin := buildTalus(t)
+	cmd := exec.Command(bin, "dev", "--dir", t.TempDir(), "--meta-port", "0", "--chunk-port", "0", "--s3-port", "0", "--pprof", "256.0.0.1:1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("talus dev with a bad --pprof address succeeded:\n%s", out)
+	}
+	if !strings.Contains(string(out), "profiles: listen on 256.0.0.1:1") || strings.Count(strings.TrimSpace(string(out)), "\n") > 1 {
+		t.Errorf("talus dev with a bad --pprof address said:\n%s", out)
 	}
 }
 
@@ -151,7 +179,16 @@ func TestStreamingMemory(t *testing.T) {
 		t.Skip("streams 1 GiB")
 	}
 	bin := buildTalus(t)
-	p := startDev(t, bin)
+	p := startDev(t, bin, "--pprof", "127.0.0.1:0")
+	// Profiles are served where it says, and only there.
+	resp, err := http.Get("http://" + p.profiles + "cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET %s/cmdline: %s", p.profiles, resp.Status)
+	}
 	cl, err := client.New(client.Config{Meta: []string{p.meta}, Secret: p.secret})
 	if err != nil {
 		t.Fatal(err)
