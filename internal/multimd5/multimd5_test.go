@@ -5,20 +5,23 @@ import (
 	"crypto/md5"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 )
 
 // Concurrent streams of every length around the block and buffer sizes,
-// written in uneven pieces, get crypto/md5's digest, on the lanes and off.
+// written in uneven pieces, get crypto/md5's digest, on the lanes and off,
+// with more streams than there are lanes.
 func TestMatchesCryptoMD5(t *testing.T) {
 	p := New()
 	sizes := []int{0, 1, 55, 56, 63, 64, 65, 32<<10 - 1, 32 << 10, 32<<10 + 1, 1 << 20, 3<<20 + 7}
 	for round := range 3 {
 		var wg sync.WaitGroup
-		errs := make(chan error, 2*len(sizes))
-		for i, size := range append(sizes, sizes...) {
+		all := slices.Concat(sizes, sizes, sizes)
+		errs := make(chan error, len(all))
+		for i, size := range all {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
