@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/talusfs/talus/client"
@@ -90,6 +91,23 @@ func TestReadPatterns(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+
+			// With DirectIO, shared mappings of a file opened read-only are
+			// refused (the kernel cannot keep them coherent without a page
+			// cache); private ones, as programs are loaded, work.
+			if m, err := syscall.Mmap(int(f.Fd()), 0, 4096, syscall.PROT_READ, syscall.MAP_SHARED); direct && err != syscall.ENODEV || !direct && err != nil {
+				t.Fatalf("shared mapping: %v", err)
+			} else if err == nil {
+				syscall.Munmap(m)
+			}
+			m, err := syscall.Mmap(int(f.Fd()), 0, 4096, syscall.PROT_READ, syscall.MAP_PRIVATE)
+			if err != nil {
+				t.Fatalf("private mapping: %v", err)
+			}
+			if !bytes.Equal(m, data[:4096]) {
+				t.Fatal("private mapping differs")
+			}
+			syscall.Munmap(m)
 
 			// A descriptor open for writing reads the stored version until it
 			// writes, then what it wrote.
