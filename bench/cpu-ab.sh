@@ -66,7 +66,7 @@ run() {
 	}
 	local bench=("$new" bench "$workload" --endpoint http://127.0.0.1:9000 --size "$size" --concurrency "$conc" "${extra[@]}")
 	if [[ $workload == get || $workload == mixed ]]; then
-		"${bench[@]}" --duration 1s --warmup 0s >/dev/null # prefill and warm caches
+		"${bench[@]}" --duration 1s --warmup 0s >/dev/null 2>&1 # prefill and warm caches
 	fi
 	local t0 t1 out
 	t0=$(cpu_ticks "$pid")

@@ -6,22 +6,23 @@ import (
 )
 
 // DefaultBlockSize is the per-shard block size talus uses unless a storage
-// class says otherwise; a 4+2 stripe then carries 256 KiB of data.
+// class says otherwise; a 4+2 stripe then carries 1 MiB of data.
 //
 // Block size does not change how many requests reach the chunk servers (a
-// shard of a segment is one stream); it sets how much memory is in flight
-// and how well it stays in cache. Measured with bench_test.go (2-core Xeon
-// with GFNI, 2 MiB L2 per core), the streaming Writer costs least CPU per
-// byte with 64 to 128 KiB blocks: 4+2 encodes 14 to 19 GB per CPU-second
-// across runs, against 10 to 12 at 256 KiB and 8.5 to 10 at 1 MiB, because
-// the few stripes it keeps in flight ((K+M)*BlockSize each, up to 4) stay
-// in L2, where Encode runs faster than memory. The Reader is dominated by
-// copying shard bytes and varies by about 10% over the same range. Between
-// 64 and 128 KiB the difference is within run-to-run noise; 64 KiB halves
-// the memory in flight, bounds what a degraded read fetches beyond its
-// range (up to one block per shard), and matches the chunk servers'
-// checksum block.
-const DefaultBlockSize = 64 << 10
+// shard of a segment is one stream), but it is the size of every piece the
+// data path hands on: each socket write of a GET's body and each read of a
+// shard's stream. On the whole cluster that decides the cost: moving
+// 256 KiB per system call instead of 64 KiB cut the CPU per GiB of 64 MiB
+// GETs by about 15% and raised their throughput (bench/cpu-ab.sh, in
+// bench/RESULTS.md), although the Writer alone encodes fastest with 64 to
+// 128 KiB blocks (14 to 19 GB per CPU-second against 10 to 12 at 256 KiB,
+// with its stripes in flight staying in L2), and at 6 to 8 times the
+// loopback rate that is not what limits a PUT. 1 MiB gained nothing more.
+// Larger blocks hold more memory per stream (up to 4 stripes of
+// (K+M)*BlockSize while writing) and let a degraded read fetch up to one
+// block per shard beyond its range. Small objects do not grow: the last
+// partial stripe is split evenly over the K data shards.
+const DefaultBlockSize = 256 << 10
 
 // MaxBlockSize bounds Layout.BlockSize. It keeps a Writer's stripe buffers
 // (K+M)*BlockSize bytes each, up to 4 of them, within reason.
