@@ -67,7 +67,13 @@ func (s *service) joinGossip(ctx context.Context, g Gossip, role, id, addr, zone
 // node, a partition that outlived serf's memory). It asks again with
 // backoff, until ctx is done.
 func (s *service) keepJoined(ctx context.Context) {
-	const maxWait = 10 * time.Second
+	maxWait := 10 * time.Second
+	if s.gossipCfg.Local {
+		// On loopback a join costs next to nothing, and a member that
+		// missed its first tries (a loaded machine) should not then sit
+		// out the cluster for ten seconds.
+		maxWait = 2 * time.Second
+	}
 	wait := 100 * time.Millisecond
 	for {
 		if s.alone() {
