@@ -15,7 +15,7 @@
 //
 // # Durability
 //
-// A shard is written to <disk>/tmp (with O_DIRECT where the filesystem
+// A shard is written to <disk>/tmp (shards of 256 KiB and more with O_DIRECT where the filesystem
 // allows it: with the flush that follows anyway, that costs a fraction of
 // the CPU of going through the page cache), renamed into place and then
 // flushed, data and rename together, before the PUT is answered, so an
