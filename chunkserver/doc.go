@@ -15,9 +15,9 @@
 //
 // # Durability
 //
-// A shard is written to <disk>/tmp (shards of 256 KiB and more with O_DIRECT where the filesystem
-// allows it: with the flush that follows anyway, that costs a fraction of
-// the CPU of going through the page cache), renamed into place and then
+// A shard is written to <disk>/tmp (from 256 KiB on with O_DIRECT where
+// the filesystem allows it: with the flush that follows anyway, that costs
+// a fraction of the CPU of going through the page cache), renamed into place and then
 // flushed, data and rename together, before the PUT is answered, so an
 // acknowledged shard survives power loss. The flush is a syncfs(2) call
 // shared by every write in flight on the disk (groupSync): one device
