@@ -610,7 +610,9 @@ func TestDiskFull(t *testing.T) {
 		var ts *testServer
 		var mu sync.Mutex
 		failOn := ""
-		ts = start(t, Config{writeFault: func(disk string) error {
+		// Limits, so that which disk has more room does not depend on
+		// what else writes to the filesystem the test disks share.
+		ts = start(t, Config{DiskLimits: []int64{1 << 30, 1 << 30}, writeFault: func(disk string) error {
 			mu.Lock()
 			defer mu.Unlock()
 			if disk == failOn {
