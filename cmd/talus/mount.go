@@ -39,7 +39,7 @@ func runMount(ctx context.Context, args []string, stdout io.Writer) error {
 	timeout := fs.Duration("timeout", 30*time.Second, "how long one call to the cluster may take before the filesystem call fails with EIO")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
 	debug := fs.Bool("debug", false, "log every FUSE request")
-	directIO := fs.Bool("direct-io", false, "files opened read-only bypass the kernel page cache: faster streaming reads, slower small reads, no MAP_SHARED mappings of them")
+	directIO := fs.Bool("direct-io", false, "experimental: files opened read-only bypass the kernel page cache: faster streaming reads, slower small reads, no MAP_SHARED mappings of them")
 	var pos []string
 	for rest := args; ; {
 		// Flags may come before, between or after the two arguments.
