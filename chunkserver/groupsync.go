@@ -10,12 +10,12 @@ import (
 )
 
 // groupSync makes a disk's writes durable in batches. A shard write needs
-// two flushes — its data before the rename into place, the rename before the
-// answer — and with per-file fdatasync and directory fsync, N concurrent
-// writes cost 2N device flushes, each a round trip to the disk. Here every
-// writer that asks while a flush is running waits for the next one, and one
+// its data and its rename durable before the answer; with per-file
+// fdatasync and a directory fsync, N concurrent writes cost 2N device
+// flushes, each a round trip to the disk. Here every writer that asks
+// while a flush is running waits for the next one, and one
 // filesystem-wide flush (syncfs) covers them all, so N concurrent writes
-// cost about two flushes per batch instead.
+// cost about one flush per batch instead.
 type groupSync struct {
 	flush func() error // makes everything written so far durable
 	// batches counts the flushes run, for metrics.

@@ -54,7 +54,7 @@ func (p *Pool) New() Hash {
 	defer p.mu.Unlock()
 	p.active++
 	if p.active < minLanes {
-		return &stdHash{Hash: md5.New(), p: p}
+		return &pooledHash{Hash: md5.New(), p: p}
 	}
 	if p.srv == nil {
 		p.srv = md5simd.NewServer()
@@ -64,7 +64,8 @@ func (p *Pool) New() Hash {
 		p.idle = nil
 	}
 	p.lanes++
-	return &laneHash{Hasher: p.srv.NewHash(), p: p}
+	lane := p.srv.NewHash()
+	return &pooledHash{Hash: lane, p: p, lane: lane}
 }
 
 func (p *Pool) done(lane bool) {
@@ -93,29 +94,22 @@ func (p *Pool) done(lane bool) {
 	p.idle = t
 }
 
-type stdHash struct {
+// pooledHash is a hash handed out by a Pool; lane is set when it hashes
+// on the lanes.
+type pooledHash struct {
 	hash.Hash
 	p      *Pool
+	lane   md5simd.Hasher
 	closed bool
 }
 
-func (h *stdHash) Close() {
-	if !h.closed {
-		h.closed = true
-		h.p.done(false)
+func (h *pooledHash) Close() {
+	if h.closed {
+		return
 	}
-}
-
-type laneHash struct {
-	md5simd.Hasher
-	p      *Pool
-	closed bool
-}
-
-func (h *laneHash) Close() {
-	if !h.closed {
-		h.closed = true
-		h.Hasher.Close()
-		h.p.done(true)
+	h.closed = true
+	if h.lane != nil {
+		h.lane.Close()
 	}
+	h.p.done(h.lane != nil)
 }

@@ -71,11 +71,11 @@ func TestServerStopsWhenIdle(t *testing.T) {
 		return hs
 	}
 	hs := open(minLanes)
-	if _, ok := hs[minLanes-1].(*laneHash); !ok {
-		t.Fatalf("hash %d of %d concurrent is %T, want a lane hash", minLanes, minLanes, hs[minLanes-1])
+	if hs[minLanes-1].(*pooledHash).lane == nil {
+		t.Fatalf("hash %d of %d concurrent is not a lane hash", minLanes, minLanes)
 	}
-	if _, ok := hs[0].(*stdHash); !ok {
-		t.Fatalf("first hash is %T, want crypto/md5", hs[0])
+	if hs[0].(*pooledHash).lane != nil {
+		t.Fatal("first hash is a lane hash, want crypto/md5")
 	}
 	for _, h := range hs {
 		h.Close()
