@@ -17,10 +17,15 @@
 #
 # Usage: bench/compare.sh [--rounds N] [--duration D] [--warmup D]
 #                         [--results FILE] [--charts DIR] [--talus-rev REV] [--keep]
+#                         [--only REGEX]
 #
 #   --talus-rev REV  measure talus as committed at REV (built from `git archive`)
 #                    instead of the working tree
 #   --keep           leave the temporary directory (data, logs, JSON) behind
+#   --only REGEX     run only the scenarios whose name (put-64MiB, ...) matches;
+#                    needs --results, so that a partial run never replaces
+#                    the full comparison in bench/RESULTS.md (its charts go
+#                    beside FILE unless --charts says otherwise)
 set -euo pipefail
 
 readonly MINIO_MODULE=github.com/minio/minio
@@ -31,6 +36,9 @@ duration=8s
 warmup=2s
 keep=
 rev=
+only=
+results_given=
+charts_given=
 repo=$(cd "$(dirname "$0")/.." && pwd)
 results=$repo/bench/RESULTS.md
 charts=$repo/bench
@@ -45,10 +53,11 @@ while (($#)); do
 	--rounds) rounds=${2:?}; shift 2 ;;
 	--duration) duration=${2:?}; shift 2 ;;
 	--warmup) warmup=${2:?}; shift 2 ;;
-	--results) results=${2:?}; shift 2 ;;
-	--charts) charts=${2:?}; shift 2 ;;
+	--results) results=${2:?}; results_given=1; shift 2 ;;
+	--charts) charts=${2:?}; charts_given=1; shift 2 ;;
 	--talus-rev) rev=${2:?}; shift 2 ;;
 	--keep) keep=1; shift ;;
+	--only) only=${2:?}; shift 2 ;;
 	-h | --help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
 	*) die "unknown argument $1 (see --help)" ;;
 	esac
@@ -69,6 +78,17 @@ scenarios=(
 	"get-64MiB get 64MiB 4 8"
 	"mixed-1MiB mixed 1MiB 16 256"
 )
+
+if [[ -n $only ]]; then
+	[[ -n $results_given ]] || die "--only needs --results FILE (a partial run must not replace bench/RESULTS.md)"
+	[[ -n $charts_given ]] || charts=$(dirname "$results")
+	kept=()
+	for sc in "${scenarios[@]}"; do
+		[[ ${sc%% *} =~ $only ]] && kept+=("$sc")
+	done
+	((${#kept[@]})) || die "no scenario matches --only $only"
+	scenarios=("${kept[@]}")
+fi
 
 # --- Processes and clean-up --------------------------------------------------
 

@@ -82,7 +82,9 @@ func (c *Client) newRequest(ctx context.Context, method, url string) (*http.Requ
 // A negative size means the length is unknown: the shard is whatever body
 // yields before io.EOF, up to the server's largest shard size. The server
 // then holds room for its largest shard until the body ends (see
-// Server.Handler), so pass the size when it is known. If body is a pipe,
+// Server.Handler), so pass the size when it is known. A body with a
+// ShardBody method is sent with its WriteTo, from the slices it writes
+// (see streamWriterTo). If body is a pipe,
 // close it with an error once Put returns, so that its writer does not
 // block on a Put that failed early.
 func (c *Client) Put(ctx context.Context, addr, id string, size int64, body io.Reader) (disk string, err error) {
@@ -196,6 +198,24 @@ func (b *putBody) Read(p []byte) (int, error) {
 // goes out in clientBufSize chunks, or, from an in-memory reader of
 // exactly the right length, straight from the caller's memory.
 func (b *putBody) WriteTo(w io.Writer) (int64, error) {
+	if r, ok := b.r.(streamWriterTo); ok {
+		// The reader hands over pieces it will not touch until they
+		// are written: send them from where they are.
+		cw := &crcWriter{w: w, b: b}
+		n, err := r.WriteTo(cw)
+		if err != nil {
+			if cw.err == nil && !b.abandoned.Load() {
+				// Not the connection's failure: the body's.
+				b.err = fmt.Errorf("read body: %w", err)
+			}
+			return n, err
+		}
+		if b.remaining > 0 {
+			return n, b.short()
+		}
+		b.finish()
+		return n, nil
+	}
 	if b.remaining == unknownSize {
 		return b.writeAll(w)
 	}
@@ -274,15 +294,27 @@ func (b *putBody) writeAll(w io.Writer) (int64, error) {
 	}
 }
 
-// crcWriter checksums what an in-memory body writes through it.
+// A streamWriterTo is a body that writes itself, to its end, with WriteTo
+// and keeps every slice it writes unchanged until the write returns (as
+// the native client's shard hand-off does). Marking the method keeps
+// readers that merely happen to have a WriteTo (a bufio.Reader would
+// write past the shard) on the copying path.
+type streamWriterTo interface {
+	io.WriterTo
+	ShardBody()
+}
+
+// crcWriter checksums what a body writes through it.
 type crcWriter struct {
-	w io.Writer
-	b *putBody
+	w   io.Writer
+	b   *putBody
+	err error // why a write failed
 }
 
 func (cw *crcWriter) Write(p []byte) (int, error) {
-	if int64(len(p)) > cw.b.remaining {
-		return 0, errors.New("body longer than its Len")
+	if cw.b.remaining != unknownSize && int64(len(p)) > cw.b.remaining {
+		cw.err = fmt.Errorf("%w: body longer than its size", ErrBadRequest)
+		return 0, cw.err
 	}
 	// Checksum and send piece by piece, so each piece is still in the CPU
 	// cache when the kernel copies it: over a whole 16 MiB slice the
@@ -290,14 +322,18 @@ func (cw *crcWriter) Write(p []byte) (int, error) {
 	var total int
 	for len(p) > 0 {
 		if cw.b.abandoned.Load() {
-			return total, errors.New("request finished")
+			cw.err = errors.New("request finished")
+			return total, cw.err
 		}
 		piece := p[:min(len(p), clientBufSize)]
 		cw.b.crc = crc32.Update(cw.b.crc, castagnoli, piece)
 		n, err := cw.w.Write(piece)
 		total += n
-		cw.b.remaining -= int64(n)
+		if cw.b.remaining != unknownSize {
+			cw.b.remaining -= int64(n)
+		}
 		if err != nil {
+			cw.err = err
 			return total, err
 		}
 		p = p[n:]

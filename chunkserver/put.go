@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -125,8 +126,14 @@ func (s *Server) writeShard(ctx context.Context, d *disk, id string, size, limit
 		}
 	}()
 
-	st := s.getState()
-	defer s.putState(st)
+	st := s.getWriteState()
+	defer s.putWriteState(st)
+	var aw *asyncWriter // from the second piece on
+	defer func() {
+		if aw != nil {
+			aw.stop() // before st goes back: the writer may still use its buffer
+		}
+	}()
 	buf, table := st.buf, st.table[:0]
 	bs := int(s.blockSize)
 	var whole uint32  // CRC32C of all data so far
@@ -179,17 +186,40 @@ func (s *Server) writeShard(ctx context.Context, d *disk, id string, size, limit
 			out = appendFooter(append(out, table...), footer{dataLen, s.blockSize, int64(len(table) / 4)})
 			tailDone = true
 		}
-		if lateDirect && dataLen >= s.directMin {
+		toDirect := lateDirect && dataLen >= s.directMin
+		if toDirect {
 			lateDirect = false
-			if err := s.setDirect(d, &tf); err != nil {
+		}
+		if last && aw == nil {
+			// A shard of one piece, as most are: no goroutine.
+			if toDirect {
+				if err := s.setDirect(d, &tf); err != nil {
+					return err
+				}
+			}
+			if err := s.write(d, &tf, out, true); err != nil {
 				return err
 			}
+			continue
 		}
-		if err := s.write(d, &tf, out, true); err != nil {
+		if aw == nil {
+			aw = s.startAsyncWriter(d, &tf)
+		}
+		if err := aw.submit(out, toDirect); err != nil {
 			return err
+		}
+		if !last {
+			buf = aw.buffer()
 		}
 	}
 	st.table = table[:0] // keep any growth for the next request
+	if aw != nil {
+		err := aw.finish()
+		aw = nil
+		if err != nil {
+			return err
+		}
+	}
 
 	if size >= 0 {
 		// The body must end exactly here; only then are the trailers in.
@@ -239,6 +269,95 @@ func (s *Server) writeShard(ctx context.Context, d *disk, id string, size, limit
 	}
 	return s.commit(ctx, d, id, tmp, fileSize(dataLen, s.blockSize))
 }
+
+// An asyncWriter writes a shard's pieces to its temp file on a goroutine
+// of its own, so that reading the next piece from the network overlaps
+// writing the last one: a direct write blocks until the device has the
+// data, and goroutine samples of a 4-stream 64 MiB PUT found the handlers
+// blocked in write(2) nearly half the time, the sender stalled meanwhile.
+// Two buffers take turns: the one being filled and the one being written.
+type asyncWriter struct {
+	s      *Server
+	d      *disk
+	tf     *tempFile
+	jobs   chan writeJob
+	free   chan []byte
+	exit   chan struct{}
+	failed atomic.Bool
+	err    error // the first failed write; read after exit
+	spare  *ioState
+	given  bool // spare's buffer has been handed out
+	done   bool // finish has run
+}
+
+type writeJob struct {
+	p        []byte
+	toDirect bool // switch the file to direct I/O first
+}
+
+func (s *Server) startAsyncWriter(d *disk, tf *tempFile) *asyncWriter {
+	w := &asyncWriter{
+		s: s, d: d, tf: tf,
+		jobs:  make(chan writeJob, 1),
+		free:  make(chan []byte, 2),
+		exit:  make(chan struct{}),
+		spare: s.getWriteState(),
+	}
+	go w.run()
+	return w
+}
+
+func (w *asyncWriter) run() {
+	defer close(w.exit)
+	for j := range w.jobs {
+		if w.err == nil && j.toDirect {
+			w.err = w.s.setDirect(w.d, w.tf)
+		}
+		if w.err == nil {
+			w.err = w.s.write(w.d, w.tf, j.p, true)
+		}
+		if w.err != nil {
+			w.failed.Store(true)
+		}
+		w.free <- j.p[:cap(j.p)]
+	}
+}
+
+// submit queues p, which must start at the beginning of a buffer, for
+// writing. It fails, without queueing, once a write has failed.
+func (w *asyncWriter) submit(p []byte, toDirect bool) error {
+	if w.failed.Load() {
+		return w.finish()
+	}
+	w.jobs <- writeJob{p, toDirect}
+	return nil
+}
+
+// buffer returns a buffer to fill next, waiting for a write to finish
+// with one if both are taken.
+func (w *asyncWriter) buffer() []byte {
+	if !w.given {
+		w.given = true
+		return w.spare.buf
+	}
+	b := <-w.free
+	return b[:len(w.spare.buf)]
+}
+
+// finish waits for every queued write and returns the first error.
+// It may be called more than once.
+func (w *asyncWriter) finish() error {
+	if !w.done {
+		w.done = true
+		close(w.jobs)
+		<-w.exit
+		w.s.putWriteState(w.spare)
+	}
+	return w.err
+}
+
+// stop is finish for a write given up on.
+func (w *asyncWriter) stop() { w.finish() }
 
 // waitDurable waits for d's next flush. A client that hangs up meanwhile
 // cancels only its own wait; only a failed flush is the disk's fault.

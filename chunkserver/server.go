@@ -57,7 +57,7 @@ type Config struct {
 
 	// For tests and benchmarks in this package.
 	blockSize        int64                       // checksum block size; 0 = defaultBlockSize
-	ioSize           int                         // I/O buffer size; 0 = defaultIOSize
+	ioSize           int                         // I/O buffer size, reads and writes; 0 = the defaults
 	syncBeforeRename bool                        // flush the data before the rename too (the old scheme)
 	noDirect         bool                        // write shards through the page cache
 	directMin        int64                       // smallest shard written with O_DIRECT; 0 = defaultDirectMin
@@ -67,11 +67,19 @@ type Config struct {
 const (
 	defaultMaxShardSize = 1 << 30
 
-	// defaultIOSize is the size of the pooled buffer each request reads
-	// into and writes from: one read(2)/write(2) per this many bytes.
-	// Larger gains little (see BenchmarkPut) and costs memory per
-	// concurrent request.
+	// defaultIOSize is the size of the pooled buffer a GET reads the
+	// shard into and sends from: one read(2)/write(2) per this many
+	// bytes. Larger gains little (see BenchmarkGet) and lets the data
+	// fall out of the CPU cache between checksum and send: 1 MiB made
+	// GETs through a whole cluster slower.
 	defaultIOSize = 256 << 10
+
+	// defaultWriteIOSize is the same for a PUT, whose every direct
+	// write is a device request: on a virtual disk 1 MiB cut the CPU
+	// per byte of a 64 MiB PUT through a whole cluster by about a tenth
+	// against 256 KiB (bench/cpu-ab.sh, bench/RESULTS.md). A large
+	// shard's write holds two (see asyncWriter).
+	defaultWriteIOSize = 1 << 20
 
 	// tailSize is how much of a file's end a reader fetches at once to get
 	// the footer and, for shards up to 64 MiB, the whole checksum table.
@@ -111,6 +119,8 @@ type Server struct {
 
 	bufs    sync.Pool // *ioState
 	ioSize  int
+	wbufs   sync.Pool // *ioState for writes, of wioSize
+	wioSize int
 	tmpSeq  atomic.Uint64
 	next    atomic.Uint64 // rotates the tie-break order of disk choice
 	stripes [numStripes]sync.Mutex
@@ -165,15 +175,18 @@ func New(cfg Config) (*Server, error) {
 	if s.blockSize < minBlockSize || s.blockSize > maxBlockSize {
 		return nil, fmt.Errorf("chunkserver: block size %d out of range", s.blockSize)
 	}
+	s.wioSize = s.ioSize
 	if s.ioSize == 0 {
-		s.ioSize = defaultIOSize
+		s.ioSize, s.wioSize = defaultIOSize, defaultWriteIOSize
 	}
 	if s.directMin == 0 {
 		s.directMin = defaultDirectMin
 	}
 	s.ioSize = max(1, s.ioSize/int(s.blockSize)) * int(s.blockSize)
+	s.wioSize = max(1, s.wioSize/int(s.blockSize)) * int(s.blockSize)
 	s.blockOp = crcShift(s.blockSize)
 	s.bufs.New = func() any { return &ioState{buf: alignedBuffer(s.ioSize)} }
+	s.wbufs.New = func() any { return &ioState{buf: alignedBuffer(s.wioSize)} }
 	s.scrub = newScrubber(s, cfg)
 
 	// Disks are opened in parallel: counting the shards reads every
@@ -371,8 +384,10 @@ func alignedBuffer(n int) []byte {
 	return b[off : off+n : off+n]
 }
 
-func (s *Server) getState() *ioState   { return s.bufs.Get().(*ioState) }
-func (s *Server) putState(st *ioState) { s.bufs.Put(st) }
+func (s *Server) getState() *ioState        { return s.bufs.Get().(*ioState) }
+func (s *Server) putState(st *ioState)      { s.bufs.Put(st) }
+func (s *Server) getWriteState() *ioState   { return s.wbufs.Get().(*ioState) }
+func (s *Server) putWriteState(st *ioState) { s.wbufs.Put(st) }
 
 // stripe returns the lock that serializes commits and deletes of id, so
 // the shard counters stay exact and a shard never ends up on two disks.

@@ -187,13 +187,13 @@ func (c *Client) writeSegment(ctx context.Context, rs *ringState, r io.Reader, s
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	n := len(nodes)
-	pipes := make([]*io.PipeWriter, n)
+	pipes := make([]*handoff, n)
 	writers := make([]io.Writer, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i, id := range nodes {
-		pr, pw := io.Pipe()
-		pipes[i], writers[i] = pw, pw
+		hand := newHandoff()
+		pipes[i], writers[i] = hand, hand
 		seg.Shards[i].Node = id
 		addr := rs.nodes[id].Addr
 		wg.Add(1)
@@ -202,12 +202,12 @@ func (c *Client) writeSegment(ctx context.Context, rs *ringState, r io.Reader, s
 			var disk string
 			var err error
 			if shardSize >= 0 {
-				disk, err = c.chunks.Put(wctx, addr, chunkserver.ShardID(seg.ID, i), shardSize, pr)
+				disk, err = c.chunks.Put(wctx, addr, chunkserver.ShardID(seg.ID, i), shardSize, hand)
 			} else {
-				disk, err = c.chunks.PutStream(wctx, addr, chunkserver.ShardID(seg.ID, i), layout.ShardSize(rs.SegmentSize), pr)
+				disk, err = c.chunks.PutStream(wctx, addr, chunkserver.ShardID(seg.ID, i), layout.ShardSize(rs.SegmentSize), hand)
 			}
 			// Unblock the encoder if the server gave up early.
-			pr.CloseWithError(fmt.Errorf("shard %d on %s: %w", i, id, errOrClosed(err)))
+			hand.CloseRead(fmt.Errorf("shard %d on %s: %w", i, id, errOrClosed(err)))
 			seg.Shards[i].Disk, errs[i] = disk, err
 		}()
 	}
@@ -231,13 +231,11 @@ func (c *Client) writeSegment(ctx context.Context, rs *ringState, r io.Reader, s
 	if err != nil {
 		cancel()
 	}
-	for i, pw := range pipes {
+	for i, hand := range pipes {
 		if err != nil {
-			pw.CloseWithError(err)
-		} else if serr := ew.ShardErrors()[i]; serr != nil {
-			pw.CloseWithError(serr)
+			hand.CloseWrite(err)
 		} else {
-			pw.Close()
+			hand.CloseWrite(ew.ShardErrors()[i])
 		}
 	}
 	wg.Wait()

@@ -17,13 +17,19 @@ var (
 )
 
 // encoderFor returns the shared encoder for k+m. Building one inverts
-// matrices and sizes work splits, so it is done once per (k, m).
+// matrices, so it is done once per (k, m).
+//
+// The encoder works on the calling goroutine. Left to itself it splits a
+// stripe across goroutines and waits for them; with a stripe encoded in
+// about 100µs and several streams keeping the cores busy, goroutine
+// samples of a 4-stream PUT found the uploads waiting on those splits a
+// fifth of the time, for no gain in CPU.
 func encoderFor(k, m int) (reedsolomon.Encoder, error) {
 	key := [2]int{k, m}
 	if e, ok := encoders.Load(key); ok {
 		return e.(reedsolomon.Encoder), nil
 	}
-	e, err := reedsolomon.New(k, m)
+	e, err := reedsolomon.New(k, m, reedsolomon.WithMaxGoroutines(1))
 	if err != nil {
 		return nil, fmt.Errorf("erasure: new %d+%d encoder: %w", k, m, err)
 	}

@@ -4,12 +4,14 @@
 // of a large PUT. When enough streams run at once, their blocks are hashed
 // together, one stream per SIMD lane (github.com/minio/md5-simd, up to 16
 // lanes with AVX-512), which does the same work for a fraction of the CPU.
-// A lone stream gains nothing from lanes and pays a hand-off per block, so
-// below a few concurrent streams a Pool hands out crypto/md5.
+// Lanes pay for themselves only when most of them are busy: the 16-lane
+// kernel costs the same with 4 streams in it as with 16, and all streams
+// wait on the one goroutine that runs it. Below minLanes concurrent streams
+// a Pool hands out crypto/md5 running on a goroutine per stream instead,
+// which hashes in parallel with the rest of the stream's work.
 package multimd5
 
 import (
-	"crypto/md5"
 	"hash"
 	"sync"
 	"time"
@@ -25,10 +27,11 @@ type Hash interface {
 }
 
 // minLanes is how many streams must be hashing, counting the new one, for
-// it to go to the lanes. Measured on a 2-core AVX-512 machine (64 MiB per
-// stream): with 2 streams the lanes use about the CPU per byte of crypto/md5
-// on two cores, from 4 streams about a third of it.
-const minLanes = 3
+// it to go to the lanes. Measured on a 2-core AVX-512 machine: at 4 streams
+// of 64 MiB the lanes cost as much CPU per byte as crypto/md5 (750 MB/s a
+// core) and held every upload waiting on the lanes' goroutine most of the
+// time (bench/RESULTS.md, session of 2026-12-03 afternoon).
+const minLanes = 8
 
 // idleClose is how long the lanes' server outlives its last stream, so that
 // back-to-back uploads do not start and stop it each time.
@@ -43,6 +46,8 @@ type Pool struct {
 	srv    md5simd.Server // started on demand
 	lanes  int            // hashes open on srv
 	idle   *time.Timer    // stops srv once lanes has stayed 0
+
+	chunks sync.Pool // *[]byte of asyncChunk, for asyncHash
 }
 
 // New returns an empty Pool.
@@ -54,7 +59,7 @@ func (p *Pool) New() Hash {
 	defer p.mu.Unlock()
 	p.active++
 	if p.active < minLanes {
-		return &pooledHash{Hash: md5.New(), p: p}
+		return newAsync(p)
 	}
 	if p.srv == nil {
 		p.srv = md5simd.NewServer()
@@ -64,8 +69,19 @@ func (p *Pool) New() Hash {
 		p.idle = nil
 	}
 	p.lanes++
-	lane := p.srv.NewHash()
-	return &pooledHash{Hash: lane, p: p, lane: lane}
+	return &laneHash{Hasher: p.srv.NewHash(), p: p}
+}
+
+func (p *Pool) chunk() []byte {
+	if b, ok := p.chunks.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, asyncChunk)
+}
+
+func (p *Pool) putChunk(b []byte) {
+	b = b[:cap(b)]
+	p.chunks.Put(&b)
 }
 
 func (p *Pool) done(lane bool) {
@@ -94,22 +110,18 @@ func (p *Pool) done(lane bool) {
 	p.idle = t
 }
 
-// pooledHash is a hash handed out by a Pool; lane is set when it hashes
-// on the lanes.
-type pooledHash struct {
-	hash.Hash
+// laneHash is a hash on the lanes.
+type laneHash struct {
+	md5simd.Hasher
 	p      *Pool
-	lane   md5simd.Hasher
 	closed bool
 }
 
-func (h *pooledHash) Close() {
+func (h *laneHash) Close() {
 	if h.closed {
 		return
 	}
 	h.closed = true
-	if h.lane != nil {
-		h.lane.Close()
-	}
-	h.p.done(h.lane != nil)
+	h.Hasher.Close()
+	h.p.done(true)
 }

@@ -71,11 +71,11 @@ func TestServerStopsWhenIdle(t *testing.T) {
 		return hs
 	}
 	hs := open(minLanes)
-	if hs[minLanes-1].(*pooledHash).lane == nil {
+	if _, ok := hs[minLanes-1].(*laneHash); !ok {
 		t.Fatalf("hash %d of %d concurrent is not a lane hash", minLanes, minLanes)
 	}
-	if hs[0].(*pooledHash).lane != nil {
-		t.Fatal("first hash is a lane hash, want crypto/md5")
+	if _, ok := hs[0].(*asyncHash); !ok {
+		t.Fatal("first hash is not an asyncHash")
 	}
 	for _, h := range hs {
 		h.Close()
@@ -108,6 +108,30 @@ func TestServerStopsWhenIdle(t *testing.T) {
 		t.Errorf("after a restart: %s, want %s", got, want)
 	}
 	for _, h := range hs {
+		h.Close()
+	}
+}
+
+// Sum in the middle of a stream leaves the hash going, and Reset starts it
+// over, whether or not the hashing goroutine has started.
+func TestSumMidStreamAndReset(t *testing.T) {
+	p := New()
+	for _, size := range []int{100, asyncChunk*asyncDepth*3 + 17} {
+		data := bytes.Repeat([]byte("talus"), size/5+1)[:size]
+		h := p.New()
+		h.Write(data[:size/2])
+		if got, want := h.Sum(nil), md5.Sum(data[:size/2]); !bytes.Equal(got, want[:]) {
+			t.Errorf("%d bytes: mid-stream digest %x, want %x", size, got, want)
+		}
+		h.Write(data[size/2:])
+		if got, want := h.Sum(nil), md5.Sum(data); !bytes.Equal(got, want[:]) {
+			t.Errorf("%d bytes: digest after mid-stream Sum %x, want %x", size, got, want)
+		}
+		h.Reset()
+		h.Write(data[:7])
+		if got, want := h.Sum(nil), md5.Sum(data[:7]); !bytes.Equal(got, want[:]) {
+			t.Errorf("%d bytes: digest after Reset %x, want %x", size, got, want)
+		}
 		h.Close()
 	}
 }
