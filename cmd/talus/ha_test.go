@@ -62,7 +62,10 @@ func startHA(t *testing.T, bin string) *haCluster {
 	for i := range 3 {
 		c.startMeta(i)
 		if i == 0 {
-			c.waitLeader(15 * time.Second)
+			// The first node elects itself once it is up; while the
+			// full suite runs beside it, starting a process has taken
+			// more than 15s.
+			c.waitLeader(30 * time.Second)
 		}
 	}
 	var metas string
