@@ -79,6 +79,10 @@ scenarios=(
 	"mixed-1MiB mixed 1MiB 16 256"
 )
 
+# The report goes into FILE between its markers; a new file starts empty.
+# Failing here beats failing after ten minutes of runs.
+[[ -e $results ]] || : >"$results" || die "cannot create $results"
+
 if [[ -n $only ]]; then
 	[[ -n $results_given ]] || die "--only needs --results FILE (a partial run must not replace bench/RESULTS.md)"
 	[[ -n $charts_given ]] || charts=$(dirname "$results")
