@@ -196,25 +196,11 @@ func (b *putBody) Read(p []byte) (int, error) {
 
 // WriteTo lets net/http's body copy hand us the connection, so the body
 // goes out in clientBufSize chunks, or, from an in-memory reader of
-// exactly the right length, straight from the caller's memory.
+// exactly the right length or a shard hand-off, straight from the
+// caller's memory.
 func (b *putBody) WriteTo(w io.Writer) (int64, error) {
 	if r, ok := b.r.(streamWriterTo); ok {
-		// The reader hands over pieces it will not touch until they
-		// are written: send them from where they are.
-		cw := &crcWriter{w: w, b: b}
-		n, err := r.WriteTo(cw)
-		if err != nil {
-			if cw.err == nil && !b.abandoned.Load() {
-				// Not the connection's failure: the body's.
-				b.err = fmt.Errorf("read body: %w", err)
-			}
-			return n, err
-		}
-		if b.remaining > 0 {
-			return n, b.short()
-		}
-		b.finish()
-		return n, nil
+		return b.writeFrom(r, w)
 	}
 	if b.remaining == unknownSize {
 		return b.writeAll(w)
@@ -223,15 +209,7 @@ func (b *putBody) WriteTo(w io.Writer) (int64, error) {
 		io.WriterTo
 		Len() int
 	}); ok && int64(r.Len()) == b.remaining {
-		n, err := r.WriteTo(&crcWriter{w: w, b: b})
-		if err != nil {
-			return n, err
-		}
-		if b.remaining != 0 {
-			return n, b.short()
-		}
-		b.finish()
-		return n, nil
+		return b.writeFrom(r, w)
 	}
 	bp := b.c.bufs.Get().(*[]byte)
 	defer b.c.bufs.Put(bp)
@@ -260,6 +238,25 @@ func (b *putBody) WriteTo(w io.Writer) (int64, error) {
 	}
 	b.finish()
 	return total, nil
+}
+
+// writeFrom sends the body by letting r write itself to w through a
+// crcWriter, from memory r keeps unchanged until each write returns.
+func (b *putBody) writeFrom(r io.WriterTo, w io.Writer) (int64, error) {
+	cw := &crcWriter{w: w, b: b}
+	n, err := r.WriteTo(cw)
+	if err != nil {
+		if cw.err == nil && !b.abandoned.Load() {
+			// Not the connection's failure: the body's.
+			b.err = fmt.Errorf("read body: %w", err)
+		}
+		return n, err
+	}
+	if b.remaining > 0 {
+		return n, b.short()
+	}
+	b.finish()
+	return n, nil
 }
 
 // writeAll sends all of a body of unknown length in clientBufSize

@@ -131,7 +131,7 @@ func (s *Server) writeShard(ctx context.Context, d *disk, id string, size, limit
 	var aw *asyncWriter // from the second piece on
 	defer func() {
 		if aw != nil {
-			aw.stop() // before st goes back: the writer may still use its buffer
+			aw.finish() // before st goes back: the writer may still use its buffer
 		}
 	}()
 	buf, table := st.buf, st.table[:0]
@@ -214,9 +214,7 @@ func (s *Server) writeShard(ctx context.Context, d *disk, id string, size, limit
 	}
 	st.table = table[:0] // keep any growth for the next request
 	if aw != nil {
-		err := aw.finish()
-		aw = nil
-		if err != nil {
+		if err := aw.finish(); err != nil {
 			return err
 		}
 	}
@@ -319,7 +317,7 @@ func (w *asyncWriter) run() {
 		if w.err != nil {
 			w.failed.Store(true)
 		}
-		w.free <- j.p[:cap(j.p)]
+		w.free <- j.p[:cap(j.p)] // the whole buffer: p may be shorter
 	}
 }
 
@@ -340,8 +338,7 @@ func (w *asyncWriter) buffer() []byte {
 		w.given = true
 		return w.spare.buf
 	}
-	b := <-w.free
-	return b[:len(w.spare.buf)]
+	return <-w.free
 }
 
 // finish waits for every queued write and returns the first error.
@@ -355,9 +352,6 @@ func (w *asyncWriter) finish() error {
 	}
 	return w.err
 }
-
-// stop is finish for a write given up on.
-func (w *asyncWriter) stop() { w.finish() }
 
 // waitDurable waits for d's next flush. A client that hangs up meanwhile
 // cancels only its own wait; only a failed flush is the disk's fault.

@@ -14,7 +14,7 @@ import (
 // every byte the cluster stores, parity included.
 type handoff struct {
 	blocks chan []byte
-	acks   chan ack
+	acks   chan int // bytes of the block taken, once written out
 
 	once [2]sync.Once
 	// rdone is closed when the reading side gives up (rerr says why),
@@ -26,17 +26,12 @@ type handoff struct {
 	size    int    // the length of the block pending is part of
 }
 
-type ack struct {
-	n   int
-	err error
-}
-
 var errHandoffClosed = errors.New("client: write to a closed handoff")
 
 func newHandoff() *handoff {
 	return &handoff{
 		blocks: make(chan []byte),
-		acks:   make(chan ack),
+		acks:   make(chan int),
 		rdone:  make(chan struct{}),
 		wdone:  make(chan struct{}),
 	}
@@ -57,16 +52,16 @@ func (h *handoff) Write(p []byte) (int, error) {
 	// The reader answers for every block it takes, unless its side is
 	// closed, which happens only once it has stopped using p.
 	select {
-	case a := <-h.acks:
-		return a.n, a.err
+	case n := <-h.acks:
+		return n, nil
 	case <-h.rdone:
 		return 0, h.rerr
 	}
 }
 
-func (h *handoff) answer(a ack) {
+func (h *handoff) answer(n int) {
 	select {
-	case h.acks <- a:
+	case h.acks <- n:
 	case <-h.rdone:
 	}
 }
@@ -121,7 +116,7 @@ func (h *handoff) Read(p []byte) (int, error) {
 	h.pending = h.pending[n:]
 	if len(h.pending) == 0 {
 		h.pending = nil
-		h.answer(ack{n: h.size})
+		h.answer(h.size)
 	}
 	return n, nil
 }
@@ -141,7 +136,7 @@ func (h *handoff) WriteTo(w io.Writer) (int64, error) {
 		if err != nil {
 			return total, err // see below
 		}
-		h.answer(ack{n: h.size})
+		h.answer(h.size)
 	}
 	for {
 		b, ok, err := h.next()
@@ -159,6 +154,6 @@ func (h *handoff) WriteTo(w io.Writer) (int64, error) {
 			// more than the connection's error.
 			return total, err
 		}
-		h.answer(ack{n: n})
+		h.answer(n)
 	}
 }

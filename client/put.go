@@ -187,13 +187,13 @@ func (c *Client) writeSegment(ctx context.Context, rs *ringState, r io.Reader, s
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	n := len(nodes)
-	pipes := make([]*handoff, n)
+	hands := make([]*handoff, n)
 	writers := make([]io.Writer, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i, id := range nodes {
 		hand := newHandoff()
-		pipes[i], writers[i] = hand, hand
+		hands[i], writers[i] = hand, hand
 		seg.Shards[i].Node = id
 		addr := rs.nodes[id].Addr
 		wg.Add(1)
@@ -231,7 +231,7 @@ func (c *Client) writeSegment(ctx context.Context, rs *ringState, r io.Reader, s
 	if err != nil {
 		cancel()
 	}
-	for i, hand := range pipes {
+	for i, hand := range hands {
 		if err != nil {
 			hand.CloseWrite(err)
 		} else {

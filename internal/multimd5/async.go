@@ -101,7 +101,7 @@ func (a *asyncHash) drain() {
 		<-a.ack
 		a.busy = false
 	}
-	if a.cur != nil && len(a.cur) > 0 {
+	if len(a.cur) > 0 {
 		a.h.Write(a.cur)
 		a.cur = a.cur[:0]
 	}
